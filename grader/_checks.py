@@ -1,0 +1,524 @@
+"""Checks: plain functions, named after what they verify, run in the trusted process.
+
+A check reads the validated artifacts of a sandboxed run (`Evidence`) and the assignment's
+trusted task (data generator, reference model function) and returns a `Verdict`. It never
+imports student code. Registration only tags the function (`@check("shapes")`); the spec
+loader validates each check's parameters against its keyword-only signature.
+
+Failure messages say what, where, expected and got, in the student's terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+REGISTRY: dict[str, Callable[..., Verdict]] = {}
+
+
+def check(name: str, *, needs_task: bool = False):
+    """Register a check function under `name` (the spec's `check = "..."`)."""
+
+    def tag(fn):
+        fn.check_name = name
+        fn.needs_task = needs_task
+        REGISTRY[name] = fn
+        return fn
+
+    return tag
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found: `score` in [0, 1] of its points, and a message for the student."""
+
+    score: float
+    message: str
+    expected: str | None = None
+    got: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= 1.0
+
+
+class Missing(Exception):
+    """An artifact a check needs was not produced (the student's variable is not defined, ...)."""
+
+
+@dataclass
+class Evidence:
+    """The trusted view of one run: validated arrays and facts, plus the grader's own inputs."""
+
+    assignment: Any
+    arrays: dict[str, np.ndarray]
+    facts: dict[str, Any]
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def task(self):
+        return self.assignment.task
+
+    def array(self, name: str) -> np.ndarray:
+        if name in self.arrays:
+            return self.arrays[name]
+        reason = self.facts.get("missing", {}).get(name) or self.facts.get("missing", {}).get(
+            name.split(".")[0].split(":")[-1]
+        )
+        raise Missing(f"{show(name)} was not produced by your code" + (f": {reason}" if reason else ""))
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {name: self.array(name) for name in self.task.weight_names()}
+
+
+def show(name: str) -> str:
+    """An artifact name in the student's terms: `weights.output` -> `weights['output']`."""
+    for prefix in ("fetch:", "call:", "var:"):
+        if name.startswith(prefix):
+            return f"`{name[len(prefix):]}`"
+    if "." in name:
+        head, key = name.split(".", 1)
+        return f"`{head}['{key}']`"
+    return f"`{name}`"
+
+
+def _fmt_shape(shape) -> str:
+    dims = ["None" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _fmt_num(x: Any) -> str:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim == 0:
+        return f"{float(arr):.4g}"
+    return np.array2string(arr, precision=4, separator=", ", threshold=12)
+
+
+def _nonfinite(params: dict[str, np.ndarray]) -> list[str]:
+    return [show(k) for k, v in params.items() if not np.all(np.isfinite(v))]
+
+
+# --- shapes ------------------------------------------------------------------------------------
+
+
+@check("shapes")
+def check_shapes(
+    ev: Evidence,
+    *,
+    placeholders: dict[str, list] | None = None,
+    arrays: dict[str, list] | None = None,
+    dims: dict[str, Any] | None = None,
+) -> Verdict:
+    """Placeholders and weight arrays have the shapes of the lecture's network.
+
+    Dimensions are numbers or names bound in `dims` (a number, or `[low, high]` for a size the
+    assignment leaves open, bound by its first use); `batch` accepts `None` or any number.
+    """
+    dims = dict(dims or {})
+    bound: dict[str, int] = {}
+    problems: list[str] = []
+    total = 0
+
+    def want(spec: list) -> tuple[list, str]:
+        names = ", ".join(str(s) for s in spec)
+        return spec, f"({names})"
+
+    def compare(label: str, got: tuple, spec: list) -> None:
+        nonlocal total
+        total += 1
+        expected_vals = []
+        ok = len(got) == len(spec)
+        for i, sym in enumerate(spec):
+            g = got[i] if i < len(got) else "?"
+            if sym == "batch":
+                expected_vals.append("None")
+                continue
+            if isinstance(sym, int):
+                expected_vals.append(str(sym))
+                ok = ok and g == sym
+                continue
+            rule = dims.get(sym)
+            if isinstance(rule, int):
+                expected_vals.append(str(rule))
+                ok = ok and g == rule
+            elif sym in bound:
+                expected_vals.append(str(bound[sym]))
+                ok = ok and g == bound[sym]
+            elif isinstance(rule, list) and len(rule) == 2:
+                lo, hi = rule
+                if isinstance(g, int) and lo <= g <= hi:
+                    bound[sym] = g
+                    expected_vals.append(str(g))
+                else:
+                    expected_vals.append(f"{lo}..{hi}")
+                    ok = False
+            else:
+                expected_vals.append(sym)
+        if not ok:
+            _, names = want(spec)
+            problems.append(
+                f"{label} has shape {_fmt_shape(got)}; expected {names} = "
+                f"({', '.join(expected_vals)}{',' if len(expected_vals) == 1 else ''})"
+            )
+
+    for name, spec in (placeholders or {}).items():
+        info = ev.facts.get("placeholders", {}).get(name)
+        if info is None:
+            total += 1
+            reason = ev.facts.get("missing", {}).get(name, "not defined")
+            problems.append(f"placeholder `{name}` not found ({reason})")
+            continue
+        if info.get("kind") != "placeholder":
+            total += 1
+            problems.append(f"`{name}` is a {info.get('kind')}, not a tf.placeholder")
+            continue
+        shape = info.get("shape")
+        if shape is None:
+            total += 1
+            problems.append(f"placeholder `{name}` has no fixed rank; give it a shape like [None, ...]")
+            continue
+        compare(f"placeholder `{name}`", tuple(shape), spec)
+
+    for name, spec in (arrays or {}).items():
+        try:
+            arr = ev.array(name)
+        except Missing as exc:
+            total += 1
+            problems.append(str(exc))
+            continue
+        compare(show(name), arr.shape, spec)
+
+    if total == 0:
+        return Verdict(0.0, "nothing to check (spec lists no shapes)")
+    score = (total - len(problems)) / total
+    if not problems:
+        return Verdict(1.0, f"all {total} shapes are right")
+    return Verdict(score, "\n".join(problems), expected=None, got=None)
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def describe_model(task) -> str:
+    parts = []
+    src = "x"
+    for layer in task.layers:
+        op = "*" if layer.op == "scale" else "@"
+        expr = f"{src} {op} {show(layer.weight)}"
+        if layer.bias:
+            expr += f" + {show(layer.bias)}"
+        if layer.activation != "linear":
+            expr = f"{layer.activation}({expr})"
+        src = f"({expr})" if parts else expr
+        parts.append(expr)
+    return " -> ".join(parts)
+
+
+@check("wiring", needs_task=True)
+def check_wiring(
+    ev: Evidence, *, fetch: str = "pred", input: str = "probe_x", atol: float = 1e-3, rtol: float = 1e-3
+) -> Verdict:
+    """The reference model function fed the student's weights reproduces the student's own
+    `pred` on probe inputs: the layers are wired as the lecture wires them."""
+    try:
+        got = np.asarray(ev.array(f"fetch:{fetch}"), dtype=np.float64)
+    except Missing:
+        err = ev.facts.get("fetch_errors", {}).get(fetch)
+        if err:
+            return Verdict(0.0, f"could not evaluate `{fetch}` on probe inputs: {err}")
+        raise
+    params = ev.params()
+    x = ev.inputs[input]
+    try:
+        want = ev.task.forward(params, x)
+    except ValueError as exc:
+        shapes = ", ".join(f"{show(k)} {_fmt_shape(v.shape)}" for k, v in params.items())
+        return Verdict(0.0, f"your weights do not fit the lecture's network ({shapes}): {exc}")
+    if got.shape != want.shape:
+        return Verdict(
+            0.0,
+            f"`{fetch}` on {len(x)} probe inputs has shape {_fmt_shape(got.shape)}; "
+            f"the lecture's network gives {_fmt_shape(want.shape)}",
+            expected=_fmt_shape(want.shape),
+            got=_fmt_shape(got.shape),
+        )
+    if not np.all(np.isfinite(got)):
+        return Verdict(0.0, f"`{fetch}` contains NaN or infinity on probe inputs: training diverged")
+    diff = float(np.max(np.abs(got - want)))
+    if np.allclose(got, want, atol=atol, rtol=rtol):
+        return Verdict(1.0, f"`{fetch}` matches the lecture's network on {len(x)} probe inputs")
+    return Verdict(
+        0.0,
+        f"`{fetch}` differs from the lecture's network {describe_model(ev.task)} fed your own "
+        f"weights, by up to {diff:.3g} on {len(x)} probe inputs; check the layer order, "
+        f"activations and biases in `build_model`",
+        expected=f"max difference <= {atol:g}",
+        got=f"{diff:.3g}",
+    )
+
+
+# --- loss_function -----------------------------------------------------------------------------
+
+LOSS_NAMES = {
+    "sigmoid_ce": "tf.nn.sigmoid_cross_entropy_with_logits (mean)",
+    "softmax_ce": "tf.nn.softmax_cross_entropy_with_logits (mean), for one-hot labels",
+    "mse": "the mean squared error tf.reduce_mean(tf.square(y - pred))",
+}
+
+
+@check("loss_function", needs_task=True)
+def check_loss_function(
+    ev: Evidence,
+    *,
+    fetch: str = "loss",
+    pred: str = "pred",
+    labels: str = "probe_y",
+    atol: float = 1e-3,
+) -> Verdict:
+    """`loss`, evaluated on probe inputs and labels, is the lecture's loss of `pred`."""
+    try:
+        got = np.asarray(ev.array(f"fetch:{fetch}"), dtype=np.float64).ravel()
+    except Missing:
+        err = ev.facts.get("fetch_errors", {}).get(fetch)
+        if err:
+            return Verdict(0.0, f"could not evaluate `{fetch}` on probe inputs: {err}")
+        raise
+    outputs = np.asarray(ev.array(f"fetch:{pred}"), dtype=np.float64)
+    y = ev.inputs[labels]
+    chunks = max(len(got), 1)
+    want = np.array(
+        [
+            ev.task.loss_value(o, t)
+            for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks))
+        ]
+    )
+    name = LOSS_NAMES[ev.task.loss]
+    if got.shape != want.shape:
+        return Verdict(0.0, f"`{fetch}` should be one number (reduce_mean); got shape {got.shape}")
+    if np.allclose(got, want, atol=atol, rtol=1e-3):
+        return Verdict(1.0, f"`{fetch}` is {name}")
+    return Verdict(
+        0.0,
+        f"`{fetch}` on probe inputs is {_fmt_num(got if chunks > 1 else got[0])}; {name} of your "
+        f"`{pred}` against `y` is {_fmt_num(want if chunks > 1 else want[0])}. "
+        f"This assignment needs {name}.",
+        expected=_fmt_num(want),
+        got=_fmt_num(got),
+    )
+
+
+# --- loss_decrease -----------------------------------------------------------------------------
+
+
+@check("loss_decrease", needs_task=True)
+def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) -> Verdict:
+    """Training lowered the loss: the grader recomputes the loss of the final weights and of the
+    template's initialization on data it generates itself (the student's `loss_record` is shown
+    for feedback only)."""
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(
+            0.0,
+            f"training diverged: {', '.join(bad)} contain NaN or infinity; "
+            f"try a smaller learning rate (LR)",
+            got="NaN",
+        )
+    _, x, y = ev.task.dataset(n, ev.assignment.grading_seed + 1)
+    rng = np.random.default_rng(ev.assignment.grading_seed + 2)
+    init = {
+        k: rng.normal(0.0, ev.task.init_stddev, size=v.shape).astype(np.float64)
+        for k, v in params.items()
+    }
+    try:
+        final = ev.task.loss_value(ev.task.forward(params, x), y)
+        start = ev.task.loss_value(ev.task.forward(init, x), y)
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    record = ""
+    for rec in ev.assignment.collect.get("records", []):
+        if rec in ev.arrays and ev.arrays[rec].size >= 2:
+            r = ev.arrays[rec].ravel()
+            record = f" (your `{rec}` went from {r[0]:.4g} to {r[-1]:.4g})"
+    if not np.isfinite(final) or final > 1e6 * max(start, 1e-12):
+        return Verdict(0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}")
+    ratio = final / start if start > 0 else 0.0
+    expected = f"loss after training <= {max_ratio:g} x loss at initialization = {max_ratio * start:.4g}"
+    if ratio <= max_ratio:
+        return Verdict(
+            1.0,
+            f"the loss fell from {start:.4g} at initialization to {final:.4g} after training{record}",
+        )
+    hint = " Did the training loop run `optm`?" if ratio > 0.9 else ""
+    return Verdict(
+        0.0,
+        f"the loss of your final weights on {n} fresh points is {final:.4g}; at the template's "
+        f"initialization it is {start:.4g}; expected {expected}.{hint}{record}",
+        expected=expected,
+        got=f"{final:.4g}",
+    )
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+
+@check("parameters")
+def check_parameters(ev: Evidence, *, expect: dict[str, float], atol: float = 0.2) -> Verdict:
+    """Learned parameters are close to the values the data were generated with."""
+    problems = []
+    good = []
+    for name, value in expect.items():
+        arr = np.asarray(ev.array(name), dtype=np.float64).ravel()
+        if arr.size != 1:
+            problems.append(f"{show(name)} has {arr.size} values; expected a single number")
+            continue
+        got = float(arr[0])
+        if not np.isfinite(got):
+            problems.append(f"{show(name)} is {got}: training diverged; try a smaller learning rate")
+        elif abs(got - value) > atol:
+            problems.append(f"{show(name)} is {got:.4g}; expected about {value:g} (within {atol:g})")
+        else:
+            good.append(f"{show(name)} = {got:.4g}")
+    if problems:
+        return Verdict((len(expect) - len(problems)) / len(expect), "\n".join(problems))
+    return Verdict(1.0, ", ".join(good) + " (close to the values used to generate the data)")
+
+
+# --- decision_boundary -------------------------------------------------------------------------
+
+
+@check("decision_boundary", needs_task=True)
+def check_decision_boundary(
+    ev: Evidence, *, minimum: float, grid: int = 200, heldout: int = 2000
+) -> Verdict:
+    """The classifier agrees with the true boundary of the lecture's data generator, on a dense
+    grid over the lecture's domain and on held-out points drawn with a grader seed."""
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    gen = ev.task.generator
+    points = gen.grid(grid)
+    held, _, _ = ev.task.dataset(heldout, ev.assignment.grading_seed + 3)
+    try:
+        on_grid = float(np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points)))
+        on_held = float(np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held)))
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    domain = ", ".join(
+        f"x{i + 1} in [{lo:g}, {hi:g}]" for i, (lo, hi) in enumerate(zip(gen.low, gen.high))
+    )
+    text = (
+        f"your classifier agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
+        f"{grid}x{grid} grid over {domain} and on {on_held:.1%} of {heldout} held-out points"
+    )
+    got = min(on_grid, on_held)
+    if got >= minimum:
+        return Verdict(1.0, text, expected=f">= {minimum:.1%}", got=f"{got:.1%}")
+    return Verdict(0.0, f"{text}; expected at least {minimum:.1%}", expected=f">= {minimum:.1%}", got=f"{got:.1%}")
+
+
+# --- one_hot -----------------------------------------------------------------------------------
+
+
+@check("one_hot", needs_task=True)
+def check_one_hot(ev: Evidence, *, labels: str = "train_y", inputs: str = "train_X") -> Verdict:
+    """Training labels are one-hot rows [C0, C1] (as OneHotEncoder makes them) matching the data."""
+    y = np.asarray(ev.array(labels), dtype=np.float64)
+    m = y.shape[0] if y.ndim else 0
+    if y.ndim != 2 or y.shape[1] != 2:
+        return Verdict(
+            0.0,
+            f"{show(labels)} has shape {_fmt_shape(y.shape)}; expected one-hot labels of shape "
+            f"(m, n_output) = ({m}, 2): use OneHotEncoder as in the lecture",
+            expected=f"({m}, 2)",
+            got=_fmt_shape(y.shape),
+        )
+    if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+        return Verdict(0.0, f"{show(labels)} rows are not one-hot (each row needs a single 1)")
+    x = np.asarray(ev.array(inputs), dtype=np.float64)
+    points = x[:, -2:]
+    agree = float(np.mean(np.argmax(y, axis=1) == ev.task.generator.classes(points)))
+    if agree < 0.99:
+        return Verdict(
+            0.0,
+            f"{show(labels)} does not match the classes of {show(inputs)} ({agree:.1%} agree); "
+            f"column 1 must be C1 (g >= 0), as OneHotEncoder orders labels 0 and 1",
+        )
+    return Verdict(1.0, f"{show(labels)} is one-hot, {m} rows, matching the data")
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@check("values")
+def check_values(ev: Evidence, *, cases: list[dict[str, Any]]) -> Verdict:
+    """Numbers the student's code computes are within tolerance of the expected values.
+
+    Each case: `of` (an artifact: `call:<id>` for a function call the spec makes, or a
+    variable name), `expected`, optional `atol` (default 1e-3) and `shown` (how to name it).
+    """
+    problems = []
+    for case in cases:
+        of = case["of"]
+        label = case.get("shown") or show(of)
+        atol = float(case.get("atol", 1e-3))
+        expected = np.asarray(case["expected"], dtype=np.float64)
+        err = ev.facts.get("call_errors", {}).get(of.removeprefix("call:"))
+        if err:
+            problems.append(f"{label} raised {err}")
+            continue
+        try:
+            got = np.asarray(ev.array(of), dtype=np.float64)
+        except Missing as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        except (TypeError, ValueError):
+            problems.append(f"{label} is not a number")
+            continue
+        if got.size != expected.size:
+            problems.append(
+                f"{label} gave {got.size} value(s) {_fmt_num(got)}; expected {expected.size}: "
+                f"{_fmt_num(expected)}"
+            )
+        elif not np.allclose(got.reshape(expected.shape), expected, atol=atol, rtol=0):
+            problems.append(f"{label} is {_fmt_num(got)}; expected {_fmt_num(expected)} (within {atol:g})")
+    if problems:
+        return Verdict((len(cases) - len(problems)) / len(cases), "\n".join(problems))
+    return Verdict(1.0, f"all {len(cases)} values are right")
+
+
+# --- call_count --------------------------------------------------------------------------------
+
+
+@check("call_count")
+def check_call_count(ev: Evidence, *, function: str, per_n: float = 3.0) -> Verdict:
+    """A memoized function makes a number of calls linear in n (counted in the sandbox)."""
+    runs = ev.facts.get("call_counts", {}).get(function)
+    if not runs:
+        reason = ev.facts.get("missing", {}).get(function, "not defined")
+        return Verdict(0.0, f"`{function}` could not be called: {reason}")
+    problems = []
+    for run in runs:
+        n, calls = run["n"], run["calls"]
+        limit = per_n * n + 2
+        if run.get("error"):
+            problems.append(f"`{function}({n})` raised {run['error']}")
+        elif run.get("capped"):
+            problems.append(
+                f"`{function}({n})` made more than {calls} calls (stopped there); a memoized "
+                f"version makes about 2n = {2 * n}. Store each result in `memo` and return it "
+                f"when it is already there"
+            )
+        elif calls > limit:
+            problems.append(
+                f"`{function}({n})` made {calls} calls; expected at most {limit:g} "
+                f"(linear in n), as memoization gives"
+            )
+    counts = ", ".join(f"{function}({r['n']}): {r['calls']} calls" for r in runs)
+    if problems:
+        return Verdict(0.0, "\n".join(problems), expected=f"<= {per_n:g}n + 2 calls", got=counts)
+    return Verdict(1.0, f"calls grow linearly with n ({counts})")

@@ -1,0 +1,94 @@
+"""Finding the course: the folder holding `assignments/`, `reference/` and `templates/`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import GraderError
+from ._spec import Assignment, load_assignment
+
+ENV_VAR = "GRADER_COURSE"
+
+
+@dataclass(frozen=True)
+class Course:
+    root: Path
+
+    @property
+    def assignments_dir(self) -> Path:
+        return self.root / "assignments"
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.root / "reference"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def examples_dir(self) -> Path:
+        return self.root / "examples" / "class"
+
+    def names(self) -> list[str]:
+        return sorted(
+            p.parent.name for p in self.assignments_dir.glob("*/assignment.toml")
+        )
+
+    def assignment(self, name: str) -> Assignment:
+        path = self.assignments_dir / name / "assignment.toml"
+        if not path.is_file():
+            known = ", ".join(self.names()) or "none"
+            raise GraderError(
+                f"no spec at {path}; run 'grader list' to see assignments (known: {known})"
+            )
+        return load_assignment(path)
+
+    def all(self) -> list[Assignment]:
+        return [self.assignment(n) for n in self.names()]
+
+    def reference(self, name: str) -> Path:
+        return self.reference_dir / f"{name}.py"
+
+    def private_dirs(self) -> list[Path]:
+        """Folders student code must never read: everything in the course but the grader package
+        (which the sandboxed child imports) and a Python environment kept inside the course."""
+        keep = {Path(__file__).resolve().parent}
+        prefix = Path(os.path.realpath(os.sys.prefix))
+        out = []
+        for entry in sorted(self.root.iterdir()):
+            real = entry.resolve()
+            if not entry.is_dir() or real in keep or real == prefix or prefix.is_relative_to(real):
+                continue
+            if any(k.is_relative_to(real) for k in keep):
+                # The package lives in here (an editable install): hide its siblings instead.
+                out.extend(
+                    p for p in sorted(real.iterdir()) if p.is_dir() and p.resolve() not in keep
+                )
+                continue
+            out.append(real)
+        return out
+
+
+def find_course(explicit: str | Path | None = None) -> Course:
+    """`--course`, else $GRADER_COURSE, else the nearest folder above the working directory with
+    an `assignments/` folder, else the source checkout the package was installed from."""
+    candidates: list[Path] = []
+    if explicit:
+        candidates.append(Path(explicit))
+    elif os.environ.get(ENV_VAR):
+        candidates.append(Path(os.environ[ENV_VAR]))
+    else:
+        cwd = Path.cwd().resolve()
+        candidates.extend([cwd, *cwd.parents])
+        candidates.append(Path(__file__).resolve().parent.parent)
+    for c in candidates:
+        if (c / "assignments").is_dir():
+            return Course(c.resolve())
+    where = candidates[0] if explicit or os.environ.get(ENV_VAR) else Path.cwd()
+    raise GraderError(
+        f"no course found at {where}: expected an assignments/ folder. Run grader from the "
+        f"course folder, or pass --course DIR (or set {ENV_VAR})"
+    )

@@ -1,0 +1,263 @@
+"""Grading, as an ordered pipeline:
+
+    load -> find blanks / syntax errors -> run in sandbox -> read artifacts -> checks -> score
+
+The order matters: blanks and syntax errors are found from the text, before any process is
+started (a template costs nothing to grade and gets one message per blank); the sandbox is
+the only stage that runs student code; the checks see only validated artifacts; the score is
+a pure function of the spec and the check results. No stage imports a later one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _submission
+from ._checks import REGISTRY, Evidence, Missing, Verdict
+from ._errors import SubmissionError
+from ._results import CheckResult, SubmissionResult
+from ._sandbox.runner import Job, Runner
+from ._spec import Assignment
+
+FATAL = {
+    "blanks": "not run: the file still has unfilled blanks",
+    "syntax": "not run: the file has a syntax error",
+    "unreadable": "not run: the file could not be read",
+    "timeout": "not checked: your code timed out",
+    "memory": "not checked: your code ran out of memory",
+    "crash": "not checked: your code's process died",
+    "sandbox_error": "not checked: the grader could not run your code (not your fault)",
+}
+
+
+def probe_inputs(assignment: Assignment) -> dict[str, np.ndarray]:
+    """Public probe inputs for the wiring and loss checks, drawn with the grader's seed."""
+    task = assignment.task
+    if task is None:
+        return {}
+    rng = np.random.default_rng(assignment.grading_seed)
+    points = task.generator.sample(task.probes, rng)
+    x = task.features(points)
+    if task.labels == "onehot":
+        y = np.eye(2)[rng.integers(0, 2, task.probes)]
+    elif task.labels == "binary":
+        y = rng.integers(0, 2, (task.probes, 1)).astype(float)
+    else:
+        y = rng.standard_normal(task.probes)
+    return {"probe_x": x.astype(np.float32), "probe_y": y.astype(np.float32)}
+
+
+def _collect_spec(assignment: Assignment) -> dict:
+    collect = dict(assignment.collect)
+    fetches = []
+    for fetch in collect.get("fetches", []):
+        feeds = fetch.get("feeds", {})
+        fetches.append({"name": fetch["name"], "feeds": dict(feeds)})
+    collect["fetches"] = fetches
+    return collect
+
+
+def _all_failed(assignment: Assignment, checks, reason: str, status: str = "failed") -> tuple:
+    return tuple(
+        CheckResult(c.name, c.check, status, 0.0, c.points, reason, visibility=c.visibility)
+        for c in checks
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    """`visible_only` runs the public checks only (a student's self-check)."""
+
+    visible_only: bool = False
+    hide: tuple[str, ...] = ()
+
+
+def grade_file(
+    assignment: Assignment,
+    path: Path,
+    runner: Runner,
+    *,
+    student: str = "",
+    options: Options = Options(),
+) -> SubmissionResult:
+    """Grade one submission file. Never raises for anything the submission does."""
+    started = time.perf_counter()
+    checks = [c for c in assignment.checks if not options.visible_only or c.visibility == "visible"]
+    base = dict(assignment=assignment.name, student=student, file=str(path))
+
+    def finish(run_status, results, problems=(), notes=(), log="", timing=None, isolation=()):
+        timing = dict(timing or {})
+        timing["total_s"] = time.perf_counter() - started
+        return SubmissionResult(
+            run_status=run_status,
+            checks=tuple(results),
+            problems=tuple(problems),
+            notes=tuple(notes),
+            log=log,
+            timing=timing,
+            isolation=tuple(isolation),
+            **base,
+        )
+
+    try:
+        source = _submission.load(path)
+    except SubmissionError as exc:
+        return finish("unreadable", _all_failed(assignment, checks, FATAL["unreadable"]), [str(exc)])
+
+    blanks = _submission.find_blanks(source)
+    if blanks:
+        reason = f"{FATAL['blanks']} ({len(blanks)})"
+        return finish(
+            "blanks", _all_failed(assignment, checks, reason), [b.message for b in blanks], source.notes
+        )
+    syntax = _submission.check_syntax(source)
+    if syntax:
+        return finish("syntax", _all_failed(assignment, checks, FATAL["syntax"]), [syntax.message], source.notes)
+
+    inputs = probe_inputs(assignment)
+    job = Job(
+        display_name=path.name,
+        code=source.code,
+        where=source.where,
+        collect=_collect_spec(assignment),
+        inputs=inputs,
+        seed=assignment.seed,
+        tensorflow=assignment.api == "tf1" and _submission.mentions(source, "tensorflow"),
+        timeout_s=assignment.limits.timeout_s,
+        memory_mb=assignment.limits.memory_mb,
+        call_timeout_s=assignment.limits.call_timeout_s,
+        hide=options.hide,
+    )
+    outcome = runner.run(job)
+    log = outcome.stdout
+    notes = list(source.notes)
+    if outcome.status in FATAL:
+        status = "error" if outcome.status == "sandbox_error" else "failed"
+        return finish(
+            outcome.status,
+            _all_failed(assignment, checks, FATAL[outcome.status], status),
+            [outcome.message],
+            source.notes,
+            log,
+            outcome.timing,
+            outcome.isolation,
+        )
+    problems = [outcome.message] if outcome.message else []
+    if outcome.facts.get("collect_error"):
+        problems.append(f"collecting results failed: {outcome.facts['collect_error']}")
+    evidence = Evidence(assignment, outcome.arrays, outcome.facts, inputs)
+    t0 = time.perf_counter()
+    results = [_run_check(c, evidence) for c in checks]
+    timing = dict(outcome.timing)
+    timing["checks_s"] = time.perf_counter() - t0
+    return finish(outcome.status, results, problems, notes, log, timing, outcome.isolation)
+
+
+def _run_check(spec, evidence: Evidence) -> CheckResult:
+    fn = REGISTRY[spec.check]
+    try:
+        verdict: Verdict = fn(evidence, **spec.params)
+    except Missing as exc:
+        verdict = Verdict(0.0, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the grader broke: say so, do not blame the student
+        return CheckResult(
+            spec.name,
+            spec.check,
+            "error",
+            0.0,
+            spec.points,
+            f"the grader failed while checking ({type(exc).__name__}: {exc}); not your fault",
+            visibility=spec.visibility,
+        )
+    score = max(0.0, min(1.0, float(verdict.score)))
+    return CheckResult(
+        spec.name,
+        spec.check,
+        "passed" if score >= 1.0 else "failed",
+        round(score * spec.points, 4),
+        spec.points,
+        verdict.message,
+        verdict.expected,
+        verdict.got,
+        spec.visibility,
+    )
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    assignment: Assignment
+    path: Path | None  # None: the student has no file for this assignment
+
+
+def find_submissions(directory: Path, assignments: Iterable[Assignment]) -> list[Submission]:
+    """`DIR/<student>/<assignment>.py|.ipynb`, or an nbgrader-style
+    `DIR/<student>/<assignment>/<file>.py|.ipynb`. A `.ipynb` wins over a `.py` of the same name."""
+    assignments = list(assignments)
+    subs = []
+    for student_dir in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for a in assignments:
+            found = None
+            for candidate in (student_dir / f"{a.name}.ipynb", student_dir / f"{a.name}.py"):
+                if candidate.is_file():
+                    found = candidate
+                    break
+            if found is None and (student_dir / a.name).is_dir():
+                files = sorted((student_dir / a.name).glob("*.ipynb")) + sorted(
+                    (student_dir / a.name).glob("*.py")
+                )
+                found = files[0] if files else None
+            subs.append(Submission(student_dir.name, a, found))
+    return subs
+
+
+def missing_result(sub: Submission) -> SubmissionResult:
+    return SubmissionResult(
+        assignment=sub.assignment.name,
+        student=sub.student,
+        file="",
+        run_status="missing",
+        checks=_all_failed(sub.assignment, sub.assignment.checks, "no submission"),
+        problems=(f"no {sub.assignment.name}.py or {sub.assignment.name}.ipynb submitted",),
+    )
+
+
+def grade_many(
+    submissions: list[Submission],
+    runner: Runner,
+    *,
+    jobs: int = 2,
+    hide: tuple[str, ...] = (),
+    on_result: Callable[[SubmissionResult], None] | None = None,
+) -> list[SubmissionResult]:
+    """Grade submissions concurrently; one broken submission never stops the others."""
+
+    def one(sub: Submission) -> SubmissionResult:
+        if sub.path is None:
+            result = missing_result(sub)
+        else:
+            try:
+                result = grade_file(sub.assignment, sub.path, runner, student=sub.student, options=Options(hide=hide))
+            except Exception as exc:  # noqa: BLE001 - the grader broke on this one: record, go on
+                result = SubmissionResult(
+                    assignment=sub.assignment.name,
+                    student=sub.student,
+                    file=str(sub.path),
+                    run_status="grader_error",
+                    checks=_all_failed(
+                        sub.assignment, sub.assignment.checks, f"the grader failed: {exc}", "error"
+                    ),
+                    problems=(f"the grader failed on this submission: {type(exc).__name__}: {exc}",),
+                )
+        if on_result:
+            on_result(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, submissions))

@@ -1,0 +1,104 @@
+"""Reports: views of results (terminal tables, the gradebook CSV). Nothing here grades."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ._results import SubmissionResult, write_atomic, write_results_json
+
+STYLE = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}
+
+
+def submission_table(result: SubmissionResult) -> Table:
+    title = f"{result.assignment}: {result.score:g} / {result.max_score:g}"
+    table = Table(title=title, show_lines=True, title_justify="left")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("points", justify="right")
+    table.add_column("message", overflow="fold")
+    for c in result.checks:
+        table.add_row(
+            c.name,
+            Text(c.status, style=STYLE[c.status]),
+            f"{c.points:g}/{c.max_points:g}",
+            c.message,
+        )
+    return table
+
+
+def print_submission(result: SubmissionResult, console: Console) -> None:
+    for problem in result.problems:
+        console.print(Text(problem, style="bold red"))
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="dim"))
+    console.print(submission_table(result))
+
+
+def gradebook_csv(results: Iterable[SubmissionResult]) -> str:
+    """A row per student; a column per check and per assignment total, and the overall total."""
+    results = list(results)
+    columns: list[str] = []
+    rows: dict[str, dict[str, str]] = {}
+    for r in sorted(results, key=lambda r: (r.assignment, r.student)):
+        for c in r.checks:
+            col = f"{r.assignment}:{c.name}"
+            if col not in columns:
+                columns.append(col)
+        if f"{r.assignment}:total" not in columns:
+            columns.append(f"{r.assignment}:total")
+    for r in results:
+        row = rows.setdefault(r.student, {})
+        for c in r.checks:
+            row[f"{r.assignment}:{c.name}"] = f"{c.points:g}"
+        row[f"{r.assignment}:total"] = f"{r.score:g}"
+        row[f"{r.assignment}:status"] = r.run_status
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    totals = [c for c in columns if c.endswith(":total")]
+    writer.writerow(["student", *columns, "total"])
+    for student in sorted(rows):
+        row = rows[student]
+        total = sum(float(row.get(c, 0) or 0) for c in totals)
+        writer.writerow([student, *[row.get(c, "") for c in columns], f"{total:g}"])
+    return buf.getvalue()
+
+
+def write_class_outputs(results: list[SubmissionResult], out: Path) -> Path:
+    """`OUT/<student>/<assignment>/results.json` for each result and `OUT/gradebook.csv`."""
+    for r in results:
+        write_results_json(r, out / r.student / r.assignment / "results.json")
+    path = out / "gradebook.csv"
+    write_atomic(path, gradebook_csv(results))
+    return path
+
+
+def class_summary(results: list[SubmissionResult]) -> Table:
+    assignments = sorted({r.assignment for r in results})
+    table = Table(title="class summary", title_justify="left")
+    table.add_column("student")
+    for a in assignments:
+        table.add_column(a, justify="right")
+    by_student: dict[str, dict[str, SubmissionResult]] = {}
+    for r in results:
+        by_student.setdefault(r.student, {})[r.assignment] = r
+    for student in sorted(by_student):
+        cells = []
+        for a in assignments:
+            r = by_student[student].get(a)
+            if r is None:
+                cells.append("")
+                continue
+            style = "green" if r.score == r.max_score else ("red" if r.score == 0 else "yellow")
+            label = f"{r.score:g}/{r.max_score:g}"
+            if r.run_status not in ("completed",):
+                label += f" ({r.run_status})"
+            cells.append(Text(label, style=style))
+        table.add_row(student, *cells)
+    return table

@@ -1,0 +1,304 @@
+"""The runner interface and the cold runner (a fresh process per job).
+
+The interface is small on purpose: a `Job` in, a `RunOutcome` out, through a `Runner`. The
+cold runner starts a fresh `python -I` per job; a warm runner with pre-imported workers can
+replace it without any other module changing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+from typing import Any, Protocol
+
+import numpy as np
+
+from .._artifacts import read as read_artifacts
+from .._errors import ArtifactError
+from .child import EXIT_SETUP_FAILED
+
+__all__ = ["Job", "RunOutcome", "Runner", "ColdRunner"]
+
+POLL_S = 0.05
+LOG_TAIL = 16 * 1024
+UID_BASE = 200_000
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of one submission: the code, what to collect, the grader's inputs and limits."""
+
+    display_name: str
+    code: str
+    where: tuple[str, ...]
+    collect: dict[str, Any]
+    inputs: dict[str, np.ndarray]
+    seed: int
+    tensorflow: bool
+    timeout_s: float
+    memory_mb: int
+    call_timeout_s: float = 10.0
+    hide: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What came back. `status`: completed, exception, exit (sys.exit), memory, timeout,
+    crash (the process died), or sandbox_error (the grader could not run it: its fault)."""
+
+    status: str
+    message: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    timing: dict[str, float] = field(default_factory=dict)
+    isolation: tuple[str, ...] = ()
+
+
+class Runner(Protocol):
+    def run(self, job: Job) -> RunOutcome: ...
+
+
+class _Tail:
+    """Drain a pipe in a thread, keeping only the last `limit` bytes."""
+
+    def __init__(self, stream, limit: int = LOG_TAIL):
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.limit = limit
+        self.dropped = False
+        self.thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, stream) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+            while self.size > self.limit and len(self.chunks) > 1:
+                self.size -= len(self.chunks.popleft())
+                self.dropped = True
+        stream.close()
+
+    def text(self) -> str:
+        self.thread.join(timeout=2)
+        data = b"".join(self.chunks)[-self.limit :]
+        text = data.decode("utf-8", errors="replace")
+        return ("[... earlier output cut ...]\n" + text) if self.dropped else text
+
+
+def _procs(uid: int | None, pgid: int) -> list[int]:
+    """Processes of a run: every process of its private uid (root), else of its process group."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if uid is not None:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+            elif os.getpgid(int(entry)) == pgid:
+                pids.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return pids
+
+
+def _rss_mb(pids: list[int]) -> float:
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return total / (1024 * 1024)
+
+
+def _kill_all(uid: int | None, pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if uid is not None:
+        for _ in range(3):  # processes that left the group (setsid) still have the uid
+            pids = _procs(uid, pgid)
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+
+class ColdRunner:
+    """A fresh `python -I -m grader._sandbox.child` process per job (pays the imports each time).
+
+    `slots` bounds how many jobs run at once; each slot has its own unprivileged uid when the
+    grader runs as root, so concurrent students cannot see each other's processes or files.
+    """
+
+    def __init__(self, slots: int = 2, scratch_root: Path | None = None):
+        self.root = Path(scratch_root or tempfile.mkdtemp(prefix="grader-sandbox-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)  # traversable, not listable: job folders have random names
+        self.privileged = os.geteuid() == 0
+        self.slots: Queue[int] = Queue()
+        base = UID_BASE + (os.getpid() % 5000) * 16
+        for i in range(slots):
+            self.slots.put(base + i)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def run(self, job: Job) -> RunOutcome:
+        slot_uid = self.slots.get()
+        try:
+            return self._run(job, slot_uid)
+        finally:
+            self.slots.put(slot_uid)
+
+    def _run(self, job: Job, slot_uid: int) -> RunOutcome:
+        jobdir = self.root / secrets.token_hex(16)
+        jobdir.mkdir(mode=0o700)
+        (jobdir / "tmp").mkdir()
+        try:
+            return self._execute(job, jobdir, slot_uid)
+        finally:
+            shutil.rmtree(jobdir, ignore_errors=True)
+
+    def _execute(self, job: Job, jobdir: Path, slot_uid: int) -> RunOutcome:
+        (jobdir / "submission.py").write_text(job.code, encoding="utf-8")
+        if job.inputs:
+            np.savez(jobdir / "inputs.npz", **job.inputs)
+        spec = {
+            "display_name": job.display_name,
+            "code_file": "submission.py",
+            "where": list(job.where),
+            "seed": job.seed,
+            "tensorflow": job.tensorflow,
+            "collect": job.collect,
+            "call_timeout_s": job.call_timeout_s,
+            "isolation": {
+                "hide": list(job.hide),
+                "uid": slot_uid,
+                "address_space_mb": 2 * job.memory_mb + 4096,
+            },
+        }
+        (jobdir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+        uid = None
+        if self.privileged:
+            uid = slot_uid
+            for path in [jobdir, *jobdir.rglob("*")]:
+                os.chown(path, slot_uid, slot_uid)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(jobdir),
+            "TMPDIR": str(jobdir / "tmp"),
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(jobdir / "tmp"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_ENABLE_ONEDNN_OPTS": "0",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "LANG": "C.UTF-8",
+        }
+        for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # correctness on some CPUs
+            if key in os.environ:
+                env[key] = os.environ[key]
+        cmd = [sys.executable, "-I", "-m", "grader._sandbox.child", str(jobdir)]
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=jobdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        out, err = _Tail(proc.stdout), _Tail(proc.stderr)
+        pgid = proc.pid
+        status, message, peak = "", "", 0.0
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                elapsed = time.perf_counter() - started
+                if elapsed > job.timeout_s:
+                    status = "timeout"
+                    message = (
+                        f"your code was still running after {job.timeout_s:g} s (the limit) and "
+                        f"was stopped; look for a loop that never ends, or too many iterations"
+                    )
+                    break
+                rss = _rss_mb(_procs(uid, pgid))
+                peak = max(peak, rss)
+                if rss > job.memory_mb:
+                    status = "memory"
+                    message = (
+                        f"your code used more than {job.memory_mb} MB of memory (the limit) and "
+                        f"was stopped (out of memory)"
+                    )
+                    break
+        finally:
+            _kill_all(uid, pgid)
+            proc.wait()
+        wall = time.perf_counter() - started
+        stdout, stderr = out.text(), err.text()
+        timing = {"run_s": wall, "peak_rss_mb": peak}
+        if status:
+            return RunOutcome(status, message, stdout=stdout, stderr=stderr, timing=timing)
+        if proc.returncode == EXIT_SETUP_FAILED:
+            lines = stderr.strip().splitlines() or ["(no detail)"]
+            return RunOutcome(
+                "sandbox_error",
+                "the sandbox could not be set up: " + lines[-1],
+                stdout=stdout,
+                stderr=stderr,
+                timing=timing,
+            )
+        try:
+            facts, arrays = read_artifacts(jobdir / "out")
+        except ArtifactError as exc:
+            if proc.returncode and proc.returncode < 0:
+                sig = signal.Signals(-proc.returncode).name
+                msg = f"your code's process was killed by {sig}"
+            elif proc.returncode:
+                msg = (
+                    f"your code ended the process (exit status {proc.returncode}) "
+                    f"before results were collected"
+                )
+            else:
+                msg = f"the run's results could not be read ({exc})"
+            return RunOutcome("crash", msg, stdout=stdout, stderr=stderr, timing=timing)
+        timing.update(
+            {k: float(v) for k, v in facts.get("timing", {}).items() if isinstance(v, (int, float))}
+        )
+        status = str(facts.get("status", "completed"))
+        if status not in ("completed", "exception", "exit", "memory"):
+            status = "crash"
+        message = str(facts.get("exception", ""))
+        if status == "memory":
+            message = "out of memory (MemoryError)\n" + message
+        notes = tuple(str(n) for n in facts.get("notes", []))
+        return RunOutcome(status, message, facts, arrays, stdout, stderr, timing, notes)

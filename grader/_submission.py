@@ -1,0 +1,183 @@
+"""Reading a submission: `.py` or `.ipynb` into one script with a map back to the student's lines.
+
+Nothing here runs student code. Blanks and syntax errors are found from the text alone, so a
+template is graded zero with one message per blank without ever starting a sandbox.
+"""
+
+from __future__ import annotations
+
+import io
+import tokenize
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import SubmissionError
+
+BLANK = "___"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A submission as one script.
+
+    `where[i]` is the student's name for line i+1 of `code` ("line 12" for a `.py`,
+    "cell 4, line 2" for a notebook).
+    """
+
+    path: Path
+    code: str
+    where: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def locate(self, lineno: int) -> str:
+        if 1 <= lineno <= len(self.where):
+            return self.where[lineno - 1]
+        return f"line {lineno}"
+
+    def line(self, lineno: int) -> str:
+        lines = self.code.splitlines()
+        return lines[lineno - 1].strip() if 1 <= lineno <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the text of a submission, found before running it."""
+
+    where: str
+    text: str
+    message: str
+
+
+def _neutralise_magics(lines: list[str], where: list[str], notes: list[str]) -> list[str]:
+    """Comment out IPython magics and shell escapes; they are never executed in the sandbox."""
+    out = []
+    for line, loc in zip(lines, where):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) and not stripped.startswith("!="):
+            indent = line[: len(line) - len(stripped)]
+            out.append(f"{indent}pass  # not run by the grader: {stripped}")
+            notes.append(f"{loc}: `{stripped.strip()}` is an IPython magic or shell command; not run")
+        else:
+            out.append(line)
+    return out
+
+
+def load(path: str | Path) -> Source:
+    """Read a `.py` or `.ipynb` submission; raises SubmissionError naming what is wrong."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
+    notes: list[str] = []
+    if path.suffix == ".ipynb":
+        lines, where = _notebook_lines(path, text, notes)
+    elif path.suffix == ".py":
+        lines = text.splitlines()
+        where = [f"line {i}" for i in range(1, len(lines) + 1)]
+    else:
+        raise SubmissionError(f"{path}: a submission must be a .py or .ipynb file")
+    lines = _neutralise_magics(lines, where, notes)
+    return Source(path=path, code="\n".join(lines) + "\n", where=tuple(where), notes=tuple(notes))
+
+
+def _notebook_lines(path: Path, text: str, notes: list[str]) -> tuple[list[str], list[str]]:
+    import nbformat
+
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types for bad JSON
+        raise SubmissionError(f"{path} is not a readable Jupyter notebook: {exc}") from exc
+    lines: list[str] = []
+    where: list[str] = []
+    code_cells = 0
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        code_cells += 1
+        source = cell.get("source", "")
+        if source.lstrip().startswith("%%"):
+            notes.append(f"cell {code_cells}: cell magic `{source.strip().splitlines()[0]}`; not run")
+            continue
+        for i, line in enumerate(source.splitlines(), start=1):
+            lines.append(line)
+            where.append(f"cell {code_cells}, line {i}")
+    # Saved outputs are ignored: only the code of the cells is graded.
+    return lines, where
+
+
+def find_blanks(source: Source) -> list[Problem]:
+    """Every unfilled blank (`___`, or `?` as the lecture notes write them), one per occurrence."""
+    problems: list[Problem] = []
+    readline = io.StringIO(source.code).readline
+    gave_up = False
+    try:
+        for tok in tokenize.generate_tokens(readline):
+            if tok.type == tokenize.NAME and tok.string == BLANK:
+                problems.append(_blank(source, tok.start[0]))
+            elif tok.type == tokenize.ERRORTOKEN and tok.string == "?":
+                problems.append(_blank(source, tok.start[0]))
+            elif tok.type == tokenize.OP and tok.string == "?":  # Python >= 3.12 tokenizer
+                problems.append(_blank(source, tok.start[0]))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        # The syntax check reports these; the blanks found so far still count.
+        gave_up = True
+    problems = _number_per_line(problems)
+    if gave_up and not problems:
+        # A `?` the tokenizer gave up on (3.12+ raises at the first one): fall back to text.
+        for lineno, line in enumerate(source.code.splitlines(), start=1):
+            code = line.split("#", 1)[0]
+            if "?" in code and "'" not in code and '"' not in code:
+                for _ in range(code.count("?")):
+                    problems.append(_blank(source, lineno))
+        problems = _number_per_line(problems)
+    return problems
+
+
+def _number_per_line(problems: list[Problem]) -> list[Problem]:
+    """`blank 2 of 3` where one line holds several blanks, so each message is distinct."""
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p.where] = counts.get(p.where, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for p in problems:
+        if counts[p.where] == 1:
+            out.append(p)
+            continue
+        seen[p.where] = seen.get(p.where, 0) + 1
+        msg = f"{p.where}: unfilled blank {seen[p.where]} of {counts[p.where]} in `{p.text}`"
+        out.append(Problem(p.where, p.text, msg))
+    return out
+
+
+def _blank(source: Source, lineno: int) -> Problem:
+    return Problem(
+        where=source.locate(lineno),
+        text=source.line(lineno),
+        message=f"{source.locate(lineno)}: unfilled blank in `{source.line(lineno)}`",
+    )
+
+
+def check_syntax(source: Source) -> Problem | None:
+    """The first syntax error, at the student's line, or None."""
+    try:
+        compile(source.code, str(source.path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        lineno = exc.lineno or 0
+        return Problem(
+            where=source.locate(lineno),
+            text=source.line(lineno),
+            message=f"{source.locate(lineno)}: syntax error ({exc.msg}) in `{source.line(lineno)}`",
+        )
+    return None
+
+
+def mentions(source: Source, module: str) -> bool:
+    """Whether the code imports `module` (a plain token scan; the sandbox decides nothing from it
+    but whether to prepare the TensorFlow 1 compatibility layer before running)."""
+    return module in source.code

@@ -1,0 +1,67 @@
+"""`grader validate`: the course checks itself.
+
+Every reference scores full marks (and its rebuilt model reproduces its own TensorFlow
+outputs, through the `wiring` check), every template (`.py` and `.ipynb`) scores zero with
+exactly one message per unfilled blank, and the templates are what `generate` would write.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ._authoring import generate, make_template
+from ._pipeline import Submission, grade_many
+from ._sandbox.runner import ColdRunner
+
+
+def validate(course, names: list[str], jobs: int, console: Console) -> bool:
+    ok = True
+    drift = generate(course, check=True)
+    if drift:
+        ok = False
+        console.print("[red]templates out of date (run 'grader generate'):[/red]")
+        for path in drift:
+            console.print(f"  {path.relative_to(course.root)}")
+    specs = {n: course.assignment(n) for n in names}
+    subs = []
+    for name, spec in specs.items():
+        subs.append(Submission("reference", spec, course.reference(name)))
+        for suffix in (".py", ".ipynb"):
+            path = course.templates_dir / f"{name}{suffix}"
+            subs.append(Submission(f"template{suffix}", spec, path if path.is_file() else None))
+    hide = tuple(str(p) for p in course.private_dirs())
+    runner = ColdRunner(slots=jobs)
+    try:
+        results = grade_many(subs, runner, jobs=jobs, hide=hide)
+    finally:
+        runner.close()
+
+    table = Table(title="validate", title_justify="left")
+    for col in ("assignment", "file", "score", "expected", "verdict"):
+        table.add_column(col)
+    for sub, result in zip(subs, results):
+        name = sub.assignment.name
+        if sub.student == "reference":
+            good = result.score == result.max_score and result.run_status == "completed"
+            expected = f"{result.max_score:g} (full marks)"
+            why = "" if good else "; ".join(
+                [*result.problems[:1], *(f"{c.name}: {c.message}" for c in result.checks if c.status != "passed")]
+            )
+        else:
+            blanks = make_template(name, course.reference(name)).blanks
+            good = (
+                result.score == 0
+                and result.run_status == "blanks"
+                and len(result.problems) == blanks
+            )
+            expected = f"0, {blanks} blank message(s)"
+            why = "" if good else f"got status {result.run_status}, {len(result.problems)} message(s)"
+        ok = ok and good
+        verdict = Text("ok", style="green") if good else Text(f"FAIL {why}", style="red")
+        time_s = result.timing.get("total_s", 0.0)
+        table.add_row(name, f"{sub.student} ({time_s:.1f} s)", f"{result.score:g}", expected, verdict)
+    console.print(table)
+    console.print("[green]validate: all good[/green]" if ok else "[red]validate: FAILED[/red]")
+    return ok

@@ -1,0 +1,268 @@
+"""The `grader` command line.
+
+Exit codes: 0 done (whatever the scores), 1 something failed for the grader's own reasons
+(a submission the grader could not grade, `validate` or `generate --check` failing),
+2 usage or operator error (bad option, no such assignment, invalid spec).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ._errors import GraderError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+
+
+def _course(ctx: click.Context):
+    from ._course import find_course
+
+    return find_course(ctx.obj)
+
+
+def _jobs_default() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GraderError as exc:
+            click.echo(f"grader: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--course",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Course folder (with assignments/, reference/, templates/). Default: $GRADER_COURSE, "
+    "else the nearest folder above the working directory that has assignments/.",
+)
+@click.version_option(package_name="grader")
+@click.pass_context
+def main(ctx: click.Context, course: Path | None) -> None:
+    """Grade TensorFlow course assignments: sandboxed runs, trusted checks, clear feedback.
+
+    \b
+    Examples:
+      grader list
+      grader check my_perceptron.py --assignment perceptron
+      grader grade submissions/ --all --out results/
+      grader demo
+    """
+    ctx.obj = course
+
+
+@main.command("list")
+@click.pass_context
+def list_cmd(ctx: click.Context) -> None:
+    """List the assignments: name, title, source in the course notes, points.
+
+    \b
+    Example:
+      grader list
+    """
+    course = _course(ctx)
+    table = Table(title=f"assignments in {course.root}", title_justify="left")
+    for col in ("name", "title", "source", "points"):
+        table.add_column(col, justify="right" if col == "points" else "left")
+    for a in course.all():
+        table.add_row(a.name, a.title, a.source, f"{a.points:g}")
+    _console().print(table)
+
+
+@main.command()
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 naming the templates that differ.")
+@click.pass_context
+def generate(ctx: click.Context, check_only: bool) -> None:
+    """Write templates/ (.py and .ipynb) from the references in reference/.
+
+    \b
+    Examples:
+      grader generate            # after editing a reference
+      grader generate --check    # in CI: are the committed templates up to date?
+    """
+    from ._authoring import generate as gen
+
+    course = _course(ctx)
+    differ = gen(course, check=check_only)
+    if check_only:
+        if differ:
+            click.echo("templates out of date (run 'grader generate'):", err=True)
+            for path in differ:
+                click.echo(f"  {path.relative_to(course.root)}", err=True)
+            ctx.exit(EXIT_FAILED)
+        click.echo(f"templates are up to date ({len(course.names())} assignments)")
+        return
+    for path in differ:
+        click.echo(f"wrote {path.relative_to(course.root)}")
+    click.echo(f"templates up to date ({len(differ)} file(s) written)")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--assignment", "-a", required=True, help="Assignment name (see 'grader list').")
+@click.option("--json", "as_json", is_flag=True, help="Print the results.json (Gradescope schema) on stdout.")
+@click.pass_context
+def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> None:
+    """Check your own work before you submit: runs the public checks on FILE.
+
+    \b
+    Example:
+      grader check perceptron.ipynb --assignment perceptron
+    """
+    from ._pipeline import Options, grade_file
+    from ._report import print_submission
+    from ._sandbox.runner import ColdRunner
+
+    course = _course(ctx)
+    spec = course.assignment(assignment)
+    runner = ColdRunner(slots=1)
+    hide = tuple(str(p) for p in course.private_dirs())
+    try:
+        result = grade_file(spec, file, runner, options=Options(visible_only=True, hide=hide))
+    finally:
+        runner.close()
+    if as_json:
+        click.echo(json.dumps(result.to_gradescope(), indent=2))
+    else:
+        print_submission(result, _console())
+    if result.run_status == "sandbox_error":
+        ctx.exit(EXIT_FAILED)
+
+
+def _grade_dir(
+    ctx, directory: Path, names: list[str], out: Path, jobs: int, console: Console, *, missing: bool = True
+) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ._pipeline import find_submissions, grade_many
+    from ._report import class_summary, write_class_outputs
+    from ._sandbox.runner import ColdRunner
+
+    course = _course(ctx)
+    specs = [course.assignment(n) for n in names]
+    subs = [s for s in find_submissions(directory, specs) if missing or s.path is not None]
+    if not subs:
+        raise GraderError(
+            f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
+        )
+    hide = [*course.private_dirs(), directory.resolve(), out.resolve()]
+    runner = ColdRunner(slots=jobs)
+    try:
+        with Progress(
+            TextColumn("grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("", total=len(subs))
+
+            def done(r):
+                progress.update(task, advance=1, description=f"{r.student}/{r.assignment}")
+
+            results = grade_many(subs, runner, jobs=jobs, hide=tuple(map(str, hide)), on_result=done)
+    finally:
+        runner.close()
+    gradebook = write_class_outputs(results, out)
+    console.print(class_summary(results))
+    broken = [r for r in results if r.run_status in ("grader_error", "sandbox_error")]
+    for r in results:
+        if r.problems and r.run_status not in ("completed", "missing"):
+            console.print(f"[dim]{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}[/dim]")
+    console.print(f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json")
+    console.print(f"gradebook: {gradebook}")
+    if broken:
+        console.print(f"[magenta]{len(broken)} submission(s) could not be graded for the grader's own reasons[/magenta]")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--assignment", "-a", "assignment", help="Grade this assignment.")
+@click.option("--all", "all_", is_flag=True, help="Grade every assignment found in the course.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--jobs", "-j", default=_jobs_default, show_default="cores, at most 4", type=click.IntRange(1, 64))
+@click.pass_context
+def grade(ctx: click.Context, directory: Path, assignment: str | None, all_: bool, out: Path, jobs: int) -> None:
+    """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
+
+    Writes OUT/<student>/<assignment>/results.json (Gradescope schema) and OUT/gradebook.csv
+    (written atomically). A broken submission never stops the others.
+
+    \b
+    Examples:
+      grader grade submissions/ --assignment perceptron --out results/
+      grader grade submissions/ --all --out results/ --jobs 2
+    """
+    if bool(assignment) == bool(all_):
+        raise click.UsageError("give --assignment NAME or --all")
+    course = _course(ctx)
+    names = course.names() if all_ else [assignment]
+    ctx.exit(_grade_dir(ctx, directory, names, out, jobs, _console()))
+
+
+@main.command()
+@click.option("--assignment", "-a", "assignments", multiple=True, help="Validate only these (repeatable).")
+@click.option("--jobs", "-j", default=_jobs_default, show_default="cores, at most 4", type=click.IntRange(1, 64))
+@click.pass_context
+def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> None:
+    """Check the course itself (what CI runs): every reference scores full marks, every
+    template scores zero with one message per unfilled blank, templates are in sync.
+
+    \b
+    Example:
+      grader validate
+      grader validate --assignment perceptron
+    """
+    from ._validate import validate as run_validate
+
+    course = _course(ctx)
+    console = _console()
+    ok = run_validate(course, list(assignments) or course.names(), jobs, console)
+    ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+@main.command()
+@click.option("--out", "-o", default=Path("demo-results"), type=click.Path(file_okay=False, path_type=Path), show_default=True)
+@click.option("--jobs", "-j", default=_jobs_default, show_default="cores, at most 4", type=click.IntRange(1, 64))
+@click.pass_context
+def demo(ctx: click.Context, out: Path, jobs: int) -> None:
+    """Grade the bundled example class (correct, partly correct and broken submissions).
+
+    \b
+    Example:
+      grader demo --out demo-results
+    """
+    course = _course(ctx)
+    directory = course.examples_dir
+    if not directory.is_dir():
+        raise GraderError(f"no example class at {directory}")
+    console = _console()
+    console.print(f"grading the example class in {directory} ...")
+    names = sorted({p.stem for p in directory.glob("*/*.*") if p.suffix in (".py", ".ipynb")} & set(course.names()))
+    code = _grade_dir(ctx, directory, names, out, jobs, console, missing=False)
+    console.print(f"[bold]demo results are in {out.resolve()}[/bold] (open gradebook.csv, or any results.json)")
+    ctx.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
