@@ -16,7 +16,8 @@ A reference is a runnable Python file in jupytext's percent format (`# %%` code 
       x = tf.placeholder(tf.float32, [None, n_input])  # BLANK: n_input
 
   Each fragment after `BLANK:` (separated by top-level commas) is found, token for token,
-  left to right in the code of that line and replaced by `___`; the directive is removed.
+  left to right in the code of that line (after the `=` of an assignment) and replaced by
+  `___`; the directive is removed.
 
 Unbalanced or malformed markers raise MarkerError naming the file and line. Templates are
 written as `.py` (percent format) and `.ipynb` (with nbgrader cell metadata); `check` mode
@@ -93,7 +94,18 @@ def blank_line(line: str, where: str) -> tuple[str, int]:
     frags = _split_fragments(match.group("frags"), where)
     code_toks = _tokens(code.lstrip())
     indent = len(code) - len(code.lstrip())
+    # In an assignment the blanks are on the right-hand side: search after the top-level `=`
+    # (so `loss = tf.reduce_mean(loss)  # BLANK: loss` blanks the argument, not the target).
     pos = 0  # index into code_toks where the search continues
+    depth = 0
+    for i, tok in enumerate(code_toks):
+        if tok.string in "([{" and tok.type == tokenize.OP:
+            depth += 1
+        elif tok.string in ")]}" and tok.type == tokenize.OP:
+            depth -= 1
+        elif tok.string == "=" and depth == 0:
+            pos = i + 1
+            break
     spans = []
     for frag in frags:
         frag_toks = [t.string for t in _tokens(frag)]

@@ -199,6 +199,11 @@ def main(jobdir: str) -> int:
     code_path = os.path.abspath(job["code_file"])
     with open(code_path, encoding="utf-8") as fh:
         code = fh.read()
+    t0 = time.perf_counter()
+    from . import legacy
+
+    legacy.install(code)
+    facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
     where = job["where"]
     namespace: dict = {"__name__": "__main__", "__file__": job["display_name"], "__builtins__": __builtins__}
 
@@ -335,6 +340,9 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
             continue
         args = [np.asarray(a, dtype=np.float64) if isinstance(a, list) else a for a in call["args"]]
         try:
+            if call.get("setup"):
+                exec(call["setup"], ns)
+            fn = ns.get(call["function"], fn)
             signal.setitimer(signal.ITIMER_REAL, call_timeout)
             value = fn(*args)
             signal.setitimer(signal.ITIMER_REAL, 0)

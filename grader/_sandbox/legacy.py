@@ -1,0 +1,42 @@
+"""Lecture code from 2018 on today's libraries (runs in the sandboxed child only).
+
+The notes build data with `np.asmatrix` and hand the matrices to matplotlib and scikit-learn,
+which today refuse `np.matrix` ("'vertices' must be 2D", "np.matrix is not supported").
+Where the student's code uses them, the few entry points the notes call are wrapped to turn
+a matrix argument into the plain array those libraries used to make of it. Nothing else
+changes; code that passes arrays sees no difference.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+def _plain(value):
+    return np.asarray(value) if isinstance(value, np.matrix) else value
+
+
+def _accept_matrices(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+
+    return wrapper
+
+
+def install(code: str) -> None:
+    if "matplotlib" in code:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.axes
+
+        for name in ("plot", "scatter", "imshow", "hist", "contour", "contourf"):
+            setattr(matplotlib.axes.Axes, name, _accept_matrices(getattr(matplotlib.axes.Axes, name)))
+    if "OneHotEncoder" in code:
+        from sklearn.preprocessing import OneHotEncoder
+
+        for name in ("fit", "fit_transform", "transform"):
+            setattr(OneHotEncoder, name, _accept_matrices(getattr(OneHotEncoder, name)))
