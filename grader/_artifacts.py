@@ -23,7 +23,10 @@ MAX_ARRAY_BYTES = 512 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 NUMERIC_KINDS = "biuf"
 
-_DICT_FIELDS = ("missing", "placeholders", "fetch_errors", "call_errors", "call_counts", "timing", "arrays")
+_DICT_FIELDS = (
+    "missing", "placeholders", "fetch_errors", "call_errors", "call_counts", "timing", "arrays",
+    "declared_shapes",
+)
 
 
 def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

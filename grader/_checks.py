@@ -94,7 +94,9 @@ def _fmt_num(x: Any) -> str:
     arr = np.asarray(x, dtype=float)
     if arr.ndim == 0:
         return f"{float(arr):.4g}"
-    return np.array2string(arr, precision=4, separator=", ", threshold=12)
+    return np.array2string(
+        arr, separator=", ", threshold=12, formatter={"float_kind": lambda v: f"{v:.4g}"}
+    )
 
 
 def _nonfinite(params: dict[str, np.ndarray]) -> list[str]:
@@ -182,14 +184,20 @@ def check_shapes(
             continue
         compare(f"placeholder `{name}`", tuple(shape), spec)
 
+    declared = ev.facts.get("declared_shapes", {})
     for name, spec in (arrays or {}).items():
-        try:
-            arr = ev.array(name)
-        except Missing as exc:
-            total += 1
-            problems.append(str(exc))
-            continue
-        compare(show(name), arr.shape, spec)
+        if name in ev.arrays:
+            shape = tuple(ev.arrays[name].shape)
+        elif isinstance(declared.get(name), list):
+            shape = tuple(declared[name])  # defined, though never trained: its shape still counts
+        else:
+            try:
+                ev.array(name)
+            except Missing as exc:
+                total += 1
+                problems.append(str(exc))
+                continue
+        compare(show(name), shape, spec)
 
     if total == 0:
         return Verdict(0.0, "nothing to check (spec lists no shapes)")
@@ -203,7 +211,8 @@ def check_shapes(
 
 
 def describe_model(task) -> str:
-    parts = []
+    """The reference network in the student's terms, one layer after the other."""
+    steps = []
     src = "x"
     for layer in task.layers:
         op = "*" if layer.op == "scale" else "@"
@@ -212,9 +221,9 @@ def describe_model(task) -> str:
             expr += f" + {show(layer.bias)}"
         if layer.activation != "linear":
             expr = f"{layer.activation}({expr})"
-        src = f"({expr})" if parts else expr
-        parts.append(expr)
-    return " -> ".join(parts)
+        src = layer.weight.split(".")[-1]
+        steps.append(f"{src} = {expr}")
+    return "; ".join(steps)
 
 
 @check("wiring", needs_task=True)
@@ -252,8 +261,8 @@ def check_wiring(
         return Verdict(1.0, f"`{fetch}` matches the lecture's network on {len(x)} probe inputs")
     return Verdict(
         0.0,
-        f"`{fetch}` differs from the lecture's network {describe_model(ev.task)} fed your own "
-        f"weights, by up to {diff:.3g} on {len(x)} probe inputs; check the layer order, "
+        f"`{fetch}` differs from the lecture's network ({describe_model(ev.task)}) fed your "
+        f"own weights, by up to {diff:.3g} on {len(x)} probe inputs; check the layer order, "
         f"activations and biases in `build_model`",
         expected=f"max difference <= {atol:g}",
         got=f"{diff:.3g}",
@@ -296,6 +305,8 @@ def check_loss_function(
         ]
     )
     name = LOSS_NAMES[ev.task.loss]
+    if not np.all(np.isfinite(got)):
+        return Verdict(0.0, f"`{fetch}` is NaN or infinite on probe inputs: training diverged")
     if got.shape != want.shape:
         return Verdict(0.0, f"`{fetch}` should be one number (reduce_mean); got shape {got.shape}")
     if np.allclose(got, want, atol=atol, rtol=1e-3):
@@ -338,11 +349,12 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
         start = ev.task.loss_value(ev.task.forward(init, x), y)
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    record = ""
+    record, own_fell = "", False
     for rec in ev.assignment.collect.get("records", []):
         if rec in ev.arrays and ev.arrays[rec].size >= 2:
-            r = ev.arrays[rec].ravel()
+            r = ev.arrays[rec].ravel().astype(float)
             record = f" (your `{rec}` went from {r[0]:.4g} to {r[-1]:.4g})"
+            own_fell = bool(np.isfinite(r[-1]) and r[-1] <= max_ratio * r[0])
     if not np.isfinite(final) or final > 1e6 * max(start, 1e-12):
         return Verdict(0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}")
     ratio = final / start if start > 0 else 0.0
@@ -352,7 +364,15 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             1.0,
             f"the loss fell from {start:.4g} at initialization to {final:.4g} after training{record}",
         )
-    hint = " Did the training loop run `optm`?" if ratio > 0.9 else ""
+    if own_fell:
+        hint = (
+            " Your own loss fell, so the network you trained is not the lecture's network on "
+            "the lecture's labels: see the wiring and label checks."
+        )
+    elif ratio > 0.9:
+        hint = " Did the training loop run `optm`?"
+    else:
+        hint = ""
     return Verdict(
         0.0,
         f"the loss of your final weights on {n} fresh points is {final:.4g}; at the template's "
@@ -469,12 +489,12 @@ def check_values(ev: Evidence, *, cases: list[dict[str, Any]]) -> Verdict:
         expected = np.asarray(case["expected"], dtype=np.float64)
         err = ev.facts.get("call_errors", {}).get(of.removeprefix("call:"))
         if err:
-            problems.append(f"{label} raised {err}")
+            problems.append(f"{label} failed: {err}")
             continue
         try:
             got = np.asarray(ev.array(of), dtype=np.float64)
         except Missing as exc:
-            problems.append(f"{label}: {exc}")
+            problems.append(str(exc) if label == show(of) else f"{label}: {exc}")
             continue
         except (TypeError, ValueError):
             problems.append(f"{label} is not a number")

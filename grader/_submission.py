@@ -94,18 +94,17 @@ def _notebook_lines(path: Path, text: str, notes: list[str]) -> tuple[list[str],
         raise SubmissionError(f"{path} is not a readable Jupyter notebook: {exc}") from exc
     lines: list[str] = []
     where: list[str] = []
-    code_cells = 0
-    for cell in nb.cells:
+    # Cells are numbered as the student sees them: every cell, markdown included, from 1.
+    for number, cell in enumerate(nb.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
-        code_cells += 1
         source = cell.get("source", "")
         if source.lstrip().startswith("%%"):
-            notes.append(f"cell {code_cells}: cell magic `{source.strip().splitlines()[0]}`; not run")
+            notes.append(f"cell {number}: cell magic `{source.strip().splitlines()[0]}`; not run")
             continue
         for i, line in enumerate(source.splitlines(), start=1):
             lines.append(line)
-            where.append(f"cell {code_cells}, line {i}")
+            where.append(f"cell {number}, line {i}")
     # Saved outputs are ignored: only the code of the cells is graded.
     return lines, where
 

@@ -173,6 +173,7 @@ def main(jobdir: str) -> int:
         "fetch_errors": {},
         "call_errors": {},
         "call_counts": {},
+        "declared_shapes": {},
         "timing": {},
     }
     arrays: dict[str, np.ndarray] = {}
@@ -283,10 +284,12 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for key, item in items:
             full = name if key is None else f"{name}.{key}"
+            if tfc is not None and tfc.is_tensorish(item):
+                facts["declared_shapes"][full] = tfc.static_shape(item)
             try:
                 arr = _to_array(np, resolve(item))
             except Exception as exc:  # noqa: BLE001
-                missing[full] = _short(exc)
+                missing[full] = str(exc)[:300]
                 continue
             if arr is None:
                 missing[full] = "not a numeric array or variable"

@@ -90,6 +90,14 @@ def describe(value) -> dict:
     return {"kind": type(value).__name__}
 
 
+def static_shape(value) -> list | None:
+    """The declared shape of a variable or tensor (None dims kept), without running anything."""
+    try:
+        return value.shape.as_list()
+    except (AttributeError, ValueError):
+        return None
+
+
 def _snapshot(sess) -> None:
     """Keep the values of every initialized global variable of a session's graph."""
     v1 = _v1
@@ -122,7 +130,9 @@ def value_of(value):
         for snap in _final_snapshots():
             if snap["graph"] is value.graph and value.name in snap["values"]:
                 return snap["values"][value.name]
-        raise ValueError(f"variable {value.name} was never initialized in a session")
+        raise ValueError(
+            "it has no trained value: it was never initialized and run in a tf.Session"
+        )
     return evaluate(value, {})
 
 

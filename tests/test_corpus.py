@@ -1,0 +1,212 @@
+"""A corpus of realistic submissions, graded together in one batch (as `grader grade` does):
+each gets the expected partial score and message, and a broken one never stops the others.
+Also: the lecture notes' own code, submitted as-is, gets full marks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from grader._pipeline import Submission, grade_many
+
+from .conftest import CORPUS
+
+pytestmark = pytest.mark.slow
+
+# file -> (assignment, run status, score, {check name or "problem": regex}, timeout override)
+EXPECTED = {
+    "lecture/perceptron.py": ("perceptron", "completed", 10, {}),
+    "lecture/mlp_boundary.py": ("mlp_boundary", "completed", 10, {}),
+    "good/perceptron_compat_v1_and_operators.py": ("perceptron", "completed", 10, {}),
+    "good/mlp_wider_hidden_layer.py": ("mlp_boundary", "completed", 10, {}),
+    "good/linreg_none_batch.py": ("linear_regression", "completed", 10, {}),
+    "good/softmax_notebook.ipynb": (
+        "softmax_classifier",
+        "completed",
+        10,
+        {"note": r"cell 2, line 1: `%matplotlib inline` is an IPython magic"},
+    ),
+    "broken/perceptron_wrong_placeholder_shape.py": (
+        "perceptron",
+        "exception",
+        2 * 2 / 3,
+        {
+            "shapes": r"placeholder `x` has shape \(None, 2\); expected \(batch, n_input\) = \(None, 3\)",
+            "problem": r"line 100\n.*pred = build_model\(x, weights\)(.|\n)*Dimensions must be equal",
+            "wiring": r"could not evaluate `pred` on probe inputs",
+        },
+    ),
+    "broken/perceptron_never_trained.py": (
+        "perceptron",
+        "completed",
+        5,
+        {
+            "loss decrease": r"Did the training loop run `optm`\?",
+            "decision boundary": r"expected at least 95\.0%",
+        },
+    ),
+    "broken/softmax_sigmoid_loss_for_onehot.py": (
+        "softmax_classifier",
+        "completed",
+        9,
+        {"loss function": r"This assignment needs tf\.nn\.softmax_cross_entropy_with_logits"},
+    ),
+    "broken/softmax_labels_reversed.py": (
+        "softmax_classifier",
+        "completed",
+        4,
+        {
+            "one-hot labels": r"column 1 must be C1",
+            "loss decrease": r"Your own loss fell, so the network you trained is not the lecture's",
+        },
+    ),
+    "broken/mlp_feeds_swapped.py": (
+        "mlp_boundary",
+        "completed",
+        6,
+        {"decision boundary": r"on 5\d\.\d% of a 200x200 grid"},
+    ),
+    "broken/mlp_relu_instead_of_sigmoid.py": (
+        "mlp_boundary",
+        "completed",
+        3,
+        {"wiring": r"differs from the lecture's network \(hidden = sigmoid\("},
+    ),
+    "broken/mlp_unfilled_blank.py": (
+        "mlp_boundary",
+        "blanks",
+        0,
+        {"problem": r"^line 72: unfilled blank in `y = tf.placeholder\(tf.float32, \[None, \?\]\)`$"},
+    ),
+    "broken/linear_missing_bias.py": (
+        "linear_classifier",
+        "completed",
+        2.5,
+        {"shapes": r"`biases\['output'\]` was not produced by your code: not defined"},
+    ),
+    "broken/linear_exception_mid_training.py": (
+        "linear_classifier",
+        "exception",
+        5,
+        {"problem": r"line 81\n.*train_Y(.|\n)*NameError: name 'train_Y' is not defined"},
+    ),
+    "broken/linreg_diverging_lr.py": (
+        "linear_regression",
+        "completed",
+        2,
+        {
+            "loss decrease": r"^training diverged: .*try a smaller learning rate",
+            "parameters": r"`weights\['w'\]` is nan: training diverged",
+        },
+    ),
+    "broken/linreg_lr_too_small.py": (
+        "linear_regression",
+        "completed",
+        6,
+        {"parameters": r"`weights\['w'\]` is 0\.\d+; expected about 2 \(within 0\.2\)"},
+    ),
+    "broken/recursion_syntax_error.py": (
+        "recursion",
+        "syntax",
+        0,
+        {"problem": r"^line 25: syntax error \(expected ':'\) in `def fac\(n\)`$"},
+    ),
+    "broken/recursion_memo_never_read.py": (
+        "recursion",
+        "completed",
+        5,
+        {"memoization": r"`mfib\(40\)` made more than 410 calls \(stopped there\)"},
+    ),
+    "broken/recursion_infinite_loop.py": (
+        "recursion",
+        "timeout",
+        0,
+        {"problem": r"still running after 8 s \(the limit\) and was stopped"},
+    ),
+    "broken/intro_sys_exit.py": (
+        "intro_numpy",
+        "exit",
+        4,
+        {
+            "problem": r"your code called sys\.exit\(0\); the rest of it did not run",
+            "forward pass": r"`X_hidden` was not produced by your code: not defined",
+        },
+    ),
+    "broken/intro_runaway_memory.py": (
+        "intro_numpy",
+        "memory",
+        0,
+        {"problem": r"more than 1024 MB of memory \(the limit\) and was stopped \(out of memory\)"},
+    ),
+    "broken/intro_wrong_update.py": (
+        "intro_numpy",
+        "completed",
+        4.75,
+        {
+            "simple classifier": r"refine\(0\.25, 3\.0, 1\.1, 0\.5\) is \[0\.3667\]; expected 0\.3083",
+            "weight update": r"update_weights\(W_input_hidden",
+        },
+    ),
+    "broken/intro_os_exit.py": (
+        "intro_numpy",
+        "crash",
+        0,
+        {"problem": r"your code ended the process \(exit status 3\) before results were collected"},
+    ),
+}
+SHORT_TIMEOUT = 8.0
+
+
+@pytest.fixture(scope="module")
+def graded(course, runner, hide):
+    subs = []
+    for rel, (assignment, *_rest) in EXPECTED.items():
+        spec = course.assignment(assignment)
+        if "infinite_loop" in rel:  # keep the suite fast: the same limit logic, a shorter limit
+            spec = dataclasses.replace(spec, limits=dataclasses.replace(spec.limits, timeout_s=SHORT_TIMEOUT))
+        subs.append(Submission(rel, spec, CORPUS / rel))
+    results = grade_many(subs, runner, jobs=2, hide=hide)
+    return {r.student: r for r in results}
+
+
+def test_every_submission_was_graded(graded):
+    assert set(graded) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("rel", sorted(EXPECTED))
+def test_expected_score_and_messages(graded, rel):
+    assignment, status, score, messages = EXPECTED[rel]
+    result = graded[rel]
+    detail = "\n".join([*result.problems, *(f"{c.name}: {c.status} {c.points} {c.message}" for c in result.checks)])
+    assert result.run_status == status, detail
+    assert result.score == pytest.approx(score, abs=1e-3), detail
+    for where, pattern in messages.items():
+        if where == "problem":
+            texts = list(result.problems)
+        elif where == "note":
+            texts = list(result.notes)
+        else:
+            texts = [c.message for c in result.checks if c.name == where]
+            assert texts, f"no check named {where!r}"
+            assert [c.status for c in result.checks if c.name == where] == ["failed"], detail
+        assert any(re.search(pattern, t, re.M) for t in texts), f"{pattern!r} not in {texts}"
+
+
+def test_timeout_is_stopped_within_two_seconds_of_its_limit(graded):
+    result = graded["broken/recursion_infinite_loop.py"]
+    assert SHORT_TIMEOUT <= result.timing["run_s"] <= SHORT_TIMEOUT + 2
+
+
+def test_runaway_allocation_is_stopped_near_the_limit(graded):
+    result = graded["broken/intro_runaway_memory.py"]
+    assert result.timing["peak_rss_mb"] > 1024
+    assert result.timing["peak_rss_mb"] < 1024 + 512  # stopped early, not after eating the machine
+
+
+def test_lecture_code_needed_no_changes(graded):
+    for rel in ("lecture/perceptron.py", "lecture/mlp_boundary.py"):
+        result = graded[rel]
+        assert all(c.status == "passed" for c in result.checks)
+        assert result.problems == ()
