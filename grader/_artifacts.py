@@ -73,6 +73,8 @@ def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         with np.load(arrays_path, allow_pickle=False) as data:
             for name in names:
                 arr = data[name]
+                if not isinstance(arr, np.ndarray):  # a member that is not a valid .npy file
+                    raise ArtifactError(f"array {name!r} is not a NumPy array file")
                 if arr.dtype.kind not in NUMERIC_KINDS:
                     raise ArtifactError(f"array {name!r} has non-numeric dtype {arr.dtype}")
                 meta = declared[name]

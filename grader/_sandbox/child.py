@@ -258,7 +258,7 @@ def _to_array(np, value):
             return None
     if arr.dtype.kind == "f" and arr.dtype != np.float32:
         arr = arr.astype(np.float64)
-    return np.ascontiguousarray(arr)
+    return np.array(arr, order="C")  # (ascontiguousarray would make a 0-d value 1-d)
 
 
 def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):

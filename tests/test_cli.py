@@ -1,0 +1,161 @@
+"""End to end through the real entry point (`python -m grader`), on real files in tmp dirs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import CORPUS, GRADER, ROOT
+
+
+def grader(*args, cwd=ROOT, timeout=600):
+    return subprocess.run(
+        [*GRADER, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_lists_every_command_with_an_example():
+    out = grader("--help")
+    assert out.returncode == 0
+    for command in ("list", "generate", "check", "grade", "validate", "demo"):
+        assert command in out.stdout
+        sub = grader(command, "--help")
+        assert sub.returncode == 0 and "Example" in sub.stdout, command
+
+
+def test_list_shows_the_eight_assignments():
+    out = grader("list")
+    assert out.returncode == 0, out.stderr
+    for name in (
+        "intro_numpy",
+        "recursion",
+        "linear_regression",
+        "perceptron",
+        "linear_classifier",
+        "softmax_classifier",
+        "mlp_boundary",
+        "mlp_boundary_hard",
+    ):
+        assert name in out.stdout
+    assert "seed 004" in out.stdout
+
+
+def test_unknown_assignment_is_a_usage_error_naming_the_fix(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("x = 1\n")
+    out = grader("check", f, "--assignment", "nope")
+    assert out.returncode == 2
+    assert "no spec at" in out.stderr and "run 'grader list'" in out.stderr
+
+
+def test_generate_check_passes_then_fails_after_a_reference_edit(tmp_path):
+    course = tmp_path / "course"
+    for part in ("assignments", "reference", "templates"):
+        shutil.copytree(ROOT / part, course / part)
+    ok = grader("--course", course, "generate", "--check")
+    assert ok.returncode == 0, ok.stderr
+    ref = course / "reference" / "perceptron.py"
+    ref.write_text(ref.read_text().replace("n_iter = 10000", "n_iter = 5000", 1))
+    bad = grader("--course", course, "generate", "--check")
+    assert bad.returncode == 1
+    assert "templates/perceptron.py" in bad.stderr and "templates/perceptron.ipynb" in bad.stderr
+    assert "run 'grader generate'" in bad.stderr
+    fixed = grader("--course", course, "generate")
+    assert fixed.returncode == 0 and "wrote templates/perceptron.py" in fixed.stdout
+    assert grader("--course", course, "generate", "--check").returncode == 0
+
+
+def test_malformed_marker_names_file_and_line(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "assignments", course / "assignments")
+    shutil.copytree(ROOT / "reference", course / "reference")
+    ref = course / "reference" / "recursion.py"
+    ref.write_text(ref.read_text().replace("### END SOLUTION", "### END SOLUTON", 1))
+    out = grader("--course", course, "generate")
+    assert out.returncode == 2
+    assert f"{ref}:" in out.stderr and "malformed solution marker" in out.stderr
+
+
+def test_check_json_is_gradescope_results(tmp_path):
+    out = grader("check", CORPUS / "broken" / "recursion_syntax_error.py", "-a", "recursion", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["score"] == 0
+    assert {"score", "execution_time", "output", "tests"} <= set(data)
+    for test in data["tests"]:
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
+        assert test["status"] == "failed"
+    assert "syntax error (expected ':')" in data["output"]
+
+
+def test_check_shows_only_public_checks():
+    out = grader("check", ROOT / "reference" / "intro_numpy.py", "-a", "intro_numpy", "--json")
+    names = [t["name"] for t in json.loads(out.stdout)["tests"]]
+    assert "new numbers" not in names and "forward pass" in names
+
+
+def test_check_table_for_a_template_lists_each_blank():
+    out = grader("check", ROOT / "templates" / "recursion.ipynb", "-a", "recursion")
+    assert out.returncode == 0
+    blanks = [line for line in out.stdout.splitlines() if "unfilled blank" in line]
+    assert len(blanks) == 4
+    assert blanks[0].startswith("cell 4, line 2: unfilled blank")
+
+
+@pytest.mark.slow
+def test_grade_a_class(tmp_path):
+    """Good, broken and missing submissions; outputs written; the gradebook is complete."""
+    cls = tmp_path / "class"
+    (cls / "ada").mkdir(parents=True)
+    (cls / "bob").mkdir()
+    (cls / "cy").mkdir()
+    shutil.copy(ROOT / "reference" / "recursion.py", cls / "ada" / "recursion.py")
+    shutil.copy(CORPUS / "broken" / "recursion_memo_never_read.py", cls / "bob" / "recursion.py")
+    shutil.copy(CORPUS / "broken" / "recursion_syntax_error.py", cls / "cy" / "recursion.py")
+    shutil.copy(ROOT / "reference" / "intro_numpy.py", cls / "ada" / "intro_numpy.py")
+    shutil.copy(CORPUS / "broken" / "intro_os_exit.py", cls / "cy" / "intro_numpy.py")
+    out_dir = tmp_path / "out"
+    out = grader("grade", cls, "--all", "--out", out_dir, "--jobs", "2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "gradebook:" in out.stdout
+    rows = {r["student"]: r for r in csv.DictReader((out_dir / "gradebook.csv").open())}
+    assert set(rows) == {"ada", "bob", "cy"}
+    assert float(rows["ada"]["recursion:total"]) == 10
+    assert float(rows["bob"]["recursion:total"]) == 5
+    assert float(rows["bob"]["recursion:memoization"]) == 0
+    assert float(rows["cy"]["recursion:total"]) == 0
+    assert rows["cy"]["intro_numpy:status"] == "crash"
+    assert rows["bob"]["intro_numpy:status"] == "missing"
+    assert float(rows["ada"]["total"]) == 20
+    for student in ("ada", "bob", "cy"):
+        data = json.loads((out_dir / student / "recursion" / "results.json").read_text())
+        assert data["tests"]
+    assert not list(out_dir.glob(".gradebook.csv*")), "no temporary file left behind"
+
+
+def test_grade_needs_assignment_or_all(tmp_path):
+    out = grader("grade", tmp_path, "--out", tmp_path / "o")
+    assert out.returncode == 2 and "give --assignment NAME or --all" in out.stderr
+
+
+@pytest.mark.slow
+def test_validate_passes_on_the_course():
+    out = grader("validate", timeout=1200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "validate: all good" in out.stdout
+    assert out.stdout.count(" ok ") >= 24  # 8 references + 16 templates
+
+
+@pytest.mark.slow
+def test_demo_grades_the_example_class(tmp_path):
+    out = grader("demo", "--out", tmp_path / "demo", timeout=1200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"demo results are in {tmp_path / 'demo'}" in out.stdout.replace("\n", "")
+    rows = list(csv.DictReader((tmp_path / "demo" / "gradebook.csv").open()))
+    assert len(rows) >= 3
+    totals = sorted(float(r["total"]) for r in rows)
+    assert totals[0] < totals[-1]  # the class has weaker and stronger students

@@ -1,0 +1,176 @@
+"""The trust boundary: student code runs only in the child, sees nothing private, cannot reach
+the network, leaves nothing running, and nothing it writes can forge a score."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from grader._sandbox.runner import Job
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def job(code: str, hide=(), **kw) -> Job:
+    code = textwrap.dedent(code)
+    lines = code.count("\n") + 1
+    defaults = dict(
+        display_name="student.py",
+        code=code,
+        where=tuple(f"line {i}" for i in range(1, lines + 1)),
+        collect={"arrays": ["result"]},
+        inputs={},
+        seed=7,
+        tensorflow=False,
+        timeout_s=20,
+        memory_mb=1024,
+        hide=tuple(hide),
+    )
+    defaults.update(kw)
+    return Job(**defaults)
+
+
+def test_student_code_cannot_read_references_or_specs(runner, hide):
+    out = runner.run(
+        job(
+            f"""
+            import os
+            seen = os.listdir({str(ROOT / 'reference')!r}) + os.listdir({str(ROOT / 'assignments')!r})
+            try:
+                open({str(ROOT / 'reference' / 'perceptron.py')!r}).read()
+                leaked = 1
+            except OSError:
+                leaked = 0
+            result = [len(seen), leaked]
+            """,
+            hide,
+        )
+    )
+    assert out.status == "completed", out.message
+    assert out.arrays["result"].tolist() == [0, 0]
+
+
+def test_no_network(runner):
+    out = runner.run(
+        job(
+            """
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", 22), timeout=2)
+                result = 1
+            except OSError:
+                result = 0
+            """
+        )
+    )
+    assert out.arrays["result"].tolist() == 0
+    if os.geteuid() == 0:
+        assert "network: none (own network namespace)" in out.isolation
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="skipped: uid separation needs a root grader")
+def test_runs_as_unprivileged_uid_with_private_home(runner):
+    out = runner.run(
+        job(
+            """
+            import os
+            result = [os.getuid(), os.environ["HOME"] == os.getcwd()]
+            try:
+                open("/etc/shadow").read()
+                result.append(1)
+            except OSError:
+                result.append(0)
+            """
+        )
+    )
+    uid, home_is_scratch, shadow = out.arrays["result"].tolist()
+    assert uid >= 200_000 and home_is_scratch == 1 and shadow == 0
+
+
+def test_background_processes_are_killed(runner):
+    out = runner.run(
+        job(
+            """
+            import subprocess, os
+            p = subprocess.Popen(["sleep", "300"], start_new_session=True)
+            result = p.pid
+            """
+        )
+    )
+    pid = int(out.arrays["result"])
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_plt_show_does_not_block(runner):
+    out = runner.run(
+        job(
+            """
+            import matplotlib.pyplot as plt
+            plt.plot([1, 2, 3])
+            plt.show()
+            result = 1
+            """,
+            timeout_s=30,
+        )
+    )
+    assert out.status == "completed" and out.arrays["result"].tolist() == 1
+
+
+def test_forged_artifacts_are_refused(runner):
+    """A child that writes its own pickled 'results' and leaves before the real ones are
+    written gets a crash status, never a score."""
+    out = runner.run(
+        job(
+            """
+            import os, json, pickle, zipfile
+            os.makedirs("out", exist_ok=True)
+            with zipfile.ZipFile("out/arrays.npz", "w") as z:
+                z.writestr("result.npy", pickle.dumps({"score": 100}))
+            json.dump({"version": 1, "arrays": {"result": {"shape": [], "dtype": "object"}}},
+                      open("out/manifest.json", "w"))
+            os._exit(0)
+            """
+        )
+    )
+    assert out.status == "crash"
+    assert "could not be read" in out.message
+    assert out.arrays == {}
+
+
+def test_student_traceback_shows_only_their_frames(runner):
+    out = runner.run(
+        job(
+            """
+            import json
+
+            def helper(v):
+                return 1 / v
+
+            result = helper(0)
+            """
+        )
+    )
+    assert out.status == "exception"
+    assert out.message.splitlines() == [
+        "Traceback (your code only):",
+        "  line 7",
+        "    result = helper(0)",
+        "  line 5, in helper",
+        "    return 1 / v",
+        "ZeroDivisionError: division by zero",
+    ]
+
+
+def test_same_submission_same_score(course, runner, hide):
+    from grader._pipeline import Options, grade_file
+
+    spec = course.assignment("linear_regression")
+    path = ROOT / "reference" / "linear_regression.py"
+    first = grade_file(spec, path, runner, options=Options(hide=hide))
+    second = grade_file(spec, path, runner, options=Options(hide=hide))
+    assert first.score == second.score == first.max_score
+    assert [c.message for c in first.checks] == [c.message for c in second.checks]
