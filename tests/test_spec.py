@@ -1,0 +1,259 @@
+"""Assignment specs: every real one loads; every mistake names the file and the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from grader._course import find_course
+from grader._errors import SpecError
+from grader._spec import VISIBILITIES, Assignment, load_assignment
+
+MAIN = Path(__file__).resolve().parent.parent
+REAL = find_course(MAIN)
+
+# A small valid spec; each test below changes one thing in it.
+VALID = """\
+title = "Demo"
+source = "seed 004, Demo"
+api = "tf1"
+
+[run]
+seed = 1
+
+[collect]
+params = ["weights"]
+
+[task]
+generator = "halfplane"
+input = "bias_column"
+layers = [{ weight = "weights.output", activation = "sigmoid" }]
+
+[[checks]]
+check = "decision_boundary"
+points = 3
+params = { minimum = 0.9 }
+
+[[checks]]
+name = "wiring"
+check = "wiring"
+points = 2
+visibility = "hidden"
+"""
+
+
+def write_spec(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "demo" / "assignment.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def edit(old: str, new: str) -> str:
+    assert old in VALID, old
+    return VALID.replace(old, new, 1)
+
+
+def spec_error(tmp_path: Path, text: str, *fragments: str) -> str:
+    path = write_spec(tmp_path, text)
+    with pytest.raises(SpecError, match=re.escape(str(path))) as info:
+        load_assignment(path)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+@pytest.mark.parametrize("name", REAL.names())
+def test_every_real_spec_loads(name):
+    assignment = REAL.assignment(name)
+    assert isinstance(assignment, Assignment)
+    assert assignment.name == name
+    assert assignment.title and assignment.source
+    assert assignment.api in ("numpy", "tf1")
+    assert assignment.checks
+    assert assignment.points > 0
+    assert len({c.name for c in assignment.checks}) == len(assignment.checks)
+    assert all(c.visibility in VISIBILITIES for c in assignment.checks)
+    assert REAL.reference(name).is_file()
+
+
+def test_the_course_has_the_known_assignments():
+    assert {"perceptron", "recursion"} <= set(REAL.names())
+
+
+def test_valid_spec_loads(tmp_path):
+    a = load_assignment(write_spec(tmp_path, VALID))
+    assert a.name == "demo"
+    assert a.api == "tf1"
+    assert a.seed == 1
+    assert a.grading_seed == 12345
+    assert a.task is not None and a.task.generator.name == "halfplane"
+    assert [c.name for c in a.checks] == ["decision_boundary(minimum=0.9)", "wiring"]
+    assert [c.visibility for c in a.checks] == ["visible", "hidden"]
+    assert a.points == 5.0
+
+
+def test_unknown_top_level_key(tmp_path):
+    spec_error(tmp_path, 'colour = "red"\n' + VALID, "unknown top-level key 'colour'")
+
+
+def test_unknown_check_name(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('check = "wiring"', 'check = "wirring"'),
+        "[[checks]] #2",
+        "unknown check 'wirring'",
+    )
+
+
+def test_unknown_check_parameter(tmp_path):
+    spec_error(
+        tmp_path,
+        edit("params = { minimum = 0.9 }", "params = { minimum = 0.9, maximum = 1.0 }"),
+        "[[checks]] #1 (decision_boundary)",
+        "unknown parameter 'maximum'",
+    )
+
+
+def test_missing_required_parameter(tmp_path):
+    spec_error(
+        tmp_path,
+        edit("params = { minimum = 0.9 }\n", ""),
+        "[[checks]] #1 (decision_boundary)",
+        "missing parameter 'minimum'",
+    )
+
+
+def test_bad_visibility(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('visibility = "hidden"', 'visibility = "secret"'),
+        "[[checks]] #2",
+        "visibility 'secret'",
+    )
+
+
+def test_duplicate_check_names(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('name = "wiring"', 'name = "decision_boundary(minimum=0.9)"'),
+        "[[checks]] #2",
+        "duplicate check name 'decision_boundary(minimum=0.9)'",
+    )
+
+
+def test_duplicate_explicit_check_names(tmp_path):
+    text = VALID + '\n[[checks]]\nname = "wiring"\ncheck = "loss_function"\npoints = 1\n'
+    spec_error(tmp_path, text, "[[checks]] #3", "duplicate check name 'wiring'")
+
+
+def test_unknown_collect_key(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('params = ["weights"]', 'params = ["weights"]\nimages = ["a"]'),
+        "unknown key [collect].images",
+    )
+
+
+def test_unknown_task_key(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('input = "bias_column"', 'input = "bias_column"\noptimizer = "adam"'),
+        "unknown key [task].optimizer",
+    )
+
+
+def test_unknown_generator(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('generator = "halfplane"', 'generator = "spiral"'),
+        "[task].generator",
+        "'spiral'",
+    )
+
+
+def test_unknown_activation(tmp_path):
+    spec_error(
+        tmp_path,
+        edit('activation = "sigmoid"', 'activation = "softplus"'),
+        "[task].layers[0].activation",
+        "'softplus'",
+    )
+
+
+def test_unknown_key_in_a_check(tmp_path):
+    spec_error(tmp_path, edit("points = 3", "points = 3\nweight = 2"), "[[checks]] #1", "'weight'")
+
+
+def test_unknown_run_key(tmp_path):
+    spec_error(tmp_path, edit("seed = 1", "seed = 1\nseeds = 2"), "[run].seeds")
+
+
+def test_unknown_limits_key(tmp_path):
+    spec_error(tmp_path, edit("[run]", "[limits]\ntimeout = 3\n\n[run]"), "[limits]", "'timeout'")
+
+
+def test_check_needing_a_task_without_one(tmp_path):
+    text = edit('[task]\ngenerator = "halfplane"\ninput = "bias_column"\n', "")
+    text = text.replace('layers = [{ weight = "weights.output", activation = "sigmoid" }]\n', "")
+    spec_error(tmp_path, text, "[[checks]] #1", "needs a [task] table")
+
+
+def test_bad_api_and_missing_title(tmp_path):
+    spec_error(tmp_path, edit('api = "tf1"', 'api = "tf2"'), "api = 'tf2'")
+    spec_error(tmp_path, edit('title = "Demo"\n', ""), "'title' is required")
+
+
+def test_negative_points_and_no_checks(tmp_path):
+    spec_error(tmp_path, edit("points = 3", "points = -1"), "[[checks]] #1", "'points'")
+    no_checks = VALID.split("[[checks]]")[0]
+    spec_error(tmp_path, no_checks, "no [[checks]]")
+
+
+def test_invalid_toml(tmp_path):
+    spec_error(tmp_path, VALID + "\nthis is not toml\n", "not valid TOML")
+
+
+def test_missing_spec_file(tmp_path):
+    with pytest.raises(SpecError, match=r"no spec at .*nothing.*assignment\.toml"):
+        load_assignment(tmp_path / "nothing" / "assignment.toml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('[collect]\nparams = ["weights"]\n', "", "collect"),
+        ("[run]\nseed = 1\n", "", "run"),
+        ("params = { minimum = 0.9 }", "params = 3", "params"),
+    ],
+    ids=["collect", "run", "params"],
+)
+def test_a_table_of_the_wrong_type(tmp_path, old, new, key):
+    # `collect = 3` instead of a [collect] table: still a SpecError naming file and key.
+    text = edit(old, new)
+    if key != "params":
+        text = f"{key} = 3\n" + text
+    spec_error(tmp_path, text, key)
+
+
+# --- default check names -------------------------------------------------------------------------
+
+
+def test_default_name_lists_scalar_parameters(tmp_path):
+    text = VALID + (
+        '\n[[checks]]\ncheck = "loss_decrease"\npoints = 1\nparams = { max_ratio = 0.5, n = 100 }\n'
+        '\n[[checks]]\ncheck = "shapes"\npoints = 1\n'
+        'params = { dims = { n = 3 }, placeholders = { x = ["batch", "n"] } }\n'
+        '\n[[checks]]\ncheck = "call_count"\npoints = 1\nparams = { function = "mfib" }\n'
+    )
+    a = load_assignment(write_spec(tmp_path, text))
+    assert [c.name for c in a.checks] == [
+        "decision_boundary(minimum=0.9)",
+        "wiring",
+        "loss_decrease(max_ratio=0.5, n=100)",
+        "shapes",
+        "call_count(function=mfib)",
+    ]
