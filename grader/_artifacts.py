@@ -24,7 +24,13 @@ MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 NUMERIC_KINDS = "biuf"
 
 _DICT_FIELDS = (
-    "missing", "placeholders", "fetch_errors", "call_errors", "call_counts", "timing", "arrays",
+    "missing",
+    "placeholders",
+    "fetch_errors",
+    "call_errors",
+    "call_counts",
+    "timing",
+    "arrays",
     "declared_shapes",
 )
 
@@ -41,7 +47,8 @@ def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         facts = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"manifest.json is not JSON: {exc}") from exc
-    if not isinstance(facts, dict) or facts.get("version") != MANIFEST_VERSION:
+    version = facts.get("version") if isinstance(facts, dict) else None
+    if type(version) is not int or version != MANIFEST_VERSION:
         raise ArtifactError(f"manifest version is not {MANIFEST_VERSION}")
     for key in _DICT_FIELDS:
         if not isinstance(facts.get(key, {}), dict):
@@ -81,6 +88,6 @@ def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 if not isinstance(meta, dict) or list(arr.shape) != meta.get("shape"):
                     raise ArtifactError(f"array {name!r} does not match its declared shape")
                 arrays[name] = arr
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"arrays.npz cannot be read safely: {exc}") from exc
     return facts, arrays

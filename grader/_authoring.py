@@ -38,6 +38,9 @@ from ._errors import MarkerError
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 BLANK_RE = re.compile(r"#\s*BLANK:(?P<frags>.*)$")
+# Anything that looks like a solution marker but is not one exactly (`### END SOLUTON`,
+# `## BEGIN SOLUTION`, `### begin solution`) is an error, never silently code.
+MARKER_LIKE = re.compile(r"#+\s*(BEGIN|END)[\s_-]*SOL", re.IGNORECASE)
 BLANK = "___"
 
 
@@ -69,9 +72,18 @@ def _split_fragments(text: str, where: str) -> list[str]:
 
 
 def _tokens(code: str) -> list[tokenize.TokenInfo]:
-    skip = {tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT}
+    skip = {
+        tokenize.NEWLINE,
+        tokenize.NL,
+        tokenize.ENDMARKER,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.COMMENT,
+    }
     try:
-        return [t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type not in skip]
+        return [
+            t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type not in skip
+        ]
     except (tokenize.TokenError, IndentationError):
         # A line that opens a bracket closed on a later line: tokenize what is there.
         toks = []
@@ -94,18 +106,24 @@ def blank_line(line: str, where: str) -> tuple[str, int]:
     frags = _split_fragments(match.group("frags"), where)
     code_toks = _tokens(code.lstrip())
     indent = len(code) - len(code.lstrip())
-    # In an assignment the blanks are on the right-hand side: search after the top-level `=`
-    # (so `loss = tf.reduce_mean(loss)  # BLANK: loss` blanks the argument, not the target).
+    # In an assignment the blanks are on the right-hand side: search after the last top-level
+    # `=` or augmented `+=` (so `loss = tf.reduce_mean(loss)  # BLANK: loss` blanks the
+    # argument, not the target). A continuation line (it closes a bracket opened on an
+    # earlier line) is no statement: its `=` are keyword arguments.
     pos = 0  # index into code_toks where the search continues
     depth = 0
     for i, tok in enumerate(code_toks):
-        if tok.string in "([{" and tok.type == tokenize.OP:
+        if tok.type != tokenize.OP:
+            continue
+        if tok.string in "([{":
             depth += 1
-        elif tok.string in ")]}" and tok.type == tokenize.OP:
+        elif tok.string in ")]}":
             depth -= 1
-        elif tok.string == "=" and depth == 0:
+            if depth < 0:
+                pos = 0
+                break
+        elif depth == 0 and tok.string.endswith("=") and tok.string not in ("==", "<=", ">=", "!="):
             pos = i + 1
-            break
     spans = []
     for frag in frags:
         frag_toks = [t.string for t in _tokens(frag)]
@@ -135,7 +153,9 @@ def make_template(name: str, reference: Path) -> Template:
         where = f"{reference}:{lineno}"
         stripped = line.strip()
         if stripped.startswith("# %%") and block_start is not None:
-            raise MarkerError(f"{reference}:{block_start}: {BEGIN} is not closed before the next cell")
+            raise MarkerError(
+                f"{reference}:{block_start}: {BEGIN} is not closed before the next cell"
+            )
         if stripped == BEGIN:
             if block_start is not None:
                 raise MarkerError(f"{where}: {BEGIN} inside the block opened at line {block_start}")
@@ -150,8 +170,10 @@ def make_template(name: str, reference: Path) -> Template:
                 raise MarkerError(f"{where}: {END} without {BEGIN}")
             block_start = None
             continue
-        if "BEGIN SOLUTION" in stripped or "END SOLUTION" in stripped:
-            raise MarkerError(f"{where}: malformed solution marker {stripped!r}; write {BEGIN!r} or {END!r}")
+        if MARKER_LIKE.match(stripped):
+            raise MarkerError(
+                f"{where}: malformed solution marker {stripped!r}; write {BEGIN!r} or {END!r}"
+            )
         if block_start is not None:
             if BLANK_RE.search(line):
                 raise MarkerError(f"{where}: BLANK directive inside a solution block")
@@ -164,6 +186,13 @@ def make_template(name: str, reference: Path) -> Template:
     return Template(name, "\n".join(out) + "\n", blanks)
 
 
+def _has_blank(source: str) -> bool:
+    try:
+        return any(t.type == tokenize.NAME and t.string == BLANK for t in _tokens(source))
+    except SyntaxError:  # pragma: no cover - templates come from runnable references
+        return re.search(r"\b___\b", source) is not None
+
+
 def to_notebook(template: Template) -> str:
     """The `.ipynb` of a template, with nbgrader cell metadata and stable cell ids."""
     import jupytext
@@ -171,8 +200,8 @@ def to_notebook(template: Template) -> str:
 
     nb = jupytext.reads(template.text, fmt="py:percent")
     for i, c in enumerate(nb.cells):
-        # A solution cell is a code cell the student edits: one holding a blank.
-        solution = c.cell_type == "code" and re.search(r"\b___\b", c.source) is not None
+        # A solution cell is a code cell the student edits: one holding a blank (as code).
+        solution = c.cell_type == "code" and _has_blank(c.source)
         c.metadata = {
             "nbgrader": {
                 "grade": False,

@@ -68,7 +68,9 @@ class Evidence:
         reason = self.facts.get("missing", {}).get(name) or self.facts.get("missing", {}).get(
             name.split(".")[0].split(":")[-1]
         )
-        raise Missing(f"{show(name)} was not produced by your code" + (f": {reason}" if reason else ""))
+        raise Missing(
+            f"{show(name)} was not produced by your code" + (f": {reason}" if reason else "")
+        )
 
     def params(self) -> dict[str, np.ndarray]:
         return {name: self.array(name) for name in self.task.weight_names()}
@@ -78,7 +80,7 @@ def show(name: str) -> str:
     """An artifact name in the student's terms: `weights.output` -> `weights['output']`."""
     for prefix in ("fetch:", "call:", "var:"):
         if name.startswith(prefix):
-            return f"`{name[len(prefix):]}`"
+            return f"`{name[len(prefix) :]}`"
     if "." in name:
         head, key = name.split(".", 1)
         return f"`{head}['{key}']`"
@@ -180,7 +182,9 @@ def check_shapes(
         shape = info.get("shape")
         if shape is None:
             total += 1
-            problems.append(f"placeholder `{name}` has no fixed rank; give it a shape like [None, ...]")
+            problems.append(
+                f"placeholder `{name}` has no fixed rank; give it a shape like [None, ...]"
+            )
             continue
         compare(f"placeholder `{name}`", tuple(shape), spec)
 
@@ -228,7 +232,12 @@ def describe_model(task) -> str:
 
 @check("wiring", needs_task=True)
 def check_wiring(
-    ev: Evidence, *, fetch: str = "pred", input: str = "probe_x", atol: float = 1e-3, rtol: float = 1e-3
+    ev: Evidence,
+    *,
+    fetch: str = "pred",
+    input: str = "probe_x",
+    atol: float = 1e-3,
+    rtol: float = 1e-3,
 ) -> Verdict:
     """The reference model function fed the student's weights reproduces the student's own
     `pred` on probe inputs: the layers are wired as the lecture wires them."""
@@ -255,7 +264,9 @@ def check_wiring(
             got=_fmt_shape(got.shape),
         )
     if not np.all(np.isfinite(got)):
-        return Verdict(0.0, f"`{fetch}` contains NaN or infinity on probe inputs: training diverged")
+        return Verdict(
+            0.0, f"`{fetch}` contains NaN or infinity on probe inputs: training diverged"
+        )
     diff = float(np.max(np.abs(got - want)))
     if np.allclose(got, want, atol=atol, rtol=rtol):
         return Verdict(1.0, f"`{fetch}` matches the lecture's network on {len(x)} probe inputs")
@@ -301,7 +312,7 @@ def check_loss_function(
     want = np.array(
         [
             ev.task.loss_value(o, t)
-            for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks))
+            for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks), strict=True)
         ]
     )
     name = LOSS_NAMES[ev.task.loss]
@@ -356,9 +367,13 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             record = f" (your `{rec}` went from {r[0]:.4g} to {r[-1]:.4g})"
             own_fell = bool(np.isfinite(r[-1]) and r[-1] <= max_ratio * r[0])
     if not np.isfinite(final) or final > 1e6 * max(start, 1e-12):
-        return Verdict(0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}")
+        return Verdict(
+            0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}"
+        )
     ratio = final / start if start > 0 else 0.0
-    expected = f"loss after training <= {max_ratio:g} x loss at initialization = {max_ratio * start:.4g}"
+    expected = (
+        f"loss after training <= {max_ratio:g} x loss at initialization = {max_ratio * start:.4g}"
+    )
     if ratio <= max_ratio:
         return Verdict(
             1.0,
@@ -397,9 +412,13 @@ def check_parameters(ev: Evidence, *, expect: dict[str, float], atol: float = 0.
             continue
         got = float(arr[0])
         if not np.isfinite(got):
-            problems.append(f"{show(name)} is {got}: training diverged; try a smaller learning rate")
+            problems.append(
+                f"{show(name)} is {got}: training diverged; try a smaller learning rate"
+            )
         elif abs(got - value) > atol:
-            problems.append(f"{show(name)} is {got:.4g}; expected about {value:g} (within {atol:g})")
+            problems.append(
+                f"{show(name)} is {got:.4g}; expected about {value:g} (within {atol:g})"
+            )
         else:
             good.append(f"{show(name)} = {got:.4g}")
     if problems:
@@ -424,12 +443,17 @@ def check_decision_boundary(
     points = gen.grid(grid)
     held, _, _ = ev.task.dataset(heldout, ev.assignment.grading_seed + 3)
     try:
-        on_grid = float(np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points)))
-        on_held = float(np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held)))
+        on_grid = float(
+            np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points))
+        )
+        on_held = float(
+            np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held))
+        )
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
     domain = ", ".join(
-        f"x{i + 1} in [{lo:g}, {hi:g}]" for i, (lo, hi) in enumerate(zip(gen.low, gen.high))
+        f"x{i + 1} in [{lo:g}, {hi:g}]"
+        for i, (lo, hi) in enumerate(zip(gen.low, gen.high, strict=True))
     )
     text = (
         f"your classifier agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
@@ -438,7 +462,12 @@ def check_decision_boundary(
     got = min(on_grid, on_held)
     if got >= minimum:
         return Verdict(1.0, text, expected=f">= {minimum:.1%}", got=f"{got:.1%}")
-    return Verdict(0.0, f"{text}; expected at least {minimum:.1%}", expected=f">= {minimum:.1%}", got=f"{got:.1%}")
+    return Verdict(
+        0.0,
+        f"{text}; expected at least {minimum:.1%}",
+        expected=f">= {minimum:.1%}",
+        got=f"{got:.1%}",
+    )
 
 
 # --- one_hot -----------------------------------------------------------------------------------
@@ -505,7 +534,9 @@ def check_values(ev: Evidence, *, cases: list[dict[str, Any]]) -> Verdict:
                 f"{_fmt_num(expected)}"
             )
         elif not np.allclose(got.reshape(expected.shape), expected, atol=atol, rtol=0):
-            problems.append(f"{label} is {_fmt_num(got)}; expected {_fmt_num(expected)} (within {atol:g})")
+            problems.append(
+                f"{label} is {_fmt_num(got)}; expected {_fmt_num(expected)} (within {atol:g})"
+            )
     if problems:
         return Verdict((len(cases) - len(problems)) / len(cases), "\n".join(problems))
     return Verdict(1.0, f"all {len(cases)} values are right")

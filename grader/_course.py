@@ -33,9 +33,7 @@ class Course:
         return self.root / "examples" / "class"
 
     def names(self) -> list[str]:
-        return sorted(
-            p.parent.name for p in self.assignments_dir.glob("*/assignment.toml")
-        )
+        return sorted(p.parent.name for p in self.assignments_dir.glob("*/assignment.toml"))
 
     def assignment(self, name: str) -> Assignment:
         path = self.assignments_dir / name / "assignment.toml"

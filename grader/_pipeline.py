@@ -108,17 +108,27 @@ def grade_file(
     try:
         source = _submission.load(path)
     except SubmissionError as exc:
-        return finish("unreadable", _all_failed(assignment, checks, FATAL["unreadable"]), [str(exc)])
+        return finish(
+            "unreadable", _all_failed(assignment, checks, FATAL["unreadable"]), [str(exc)]
+        )
 
     blanks = _submission.find_blanks(source)
     if blanks:
         reason = f"{FATAL['blanks']} ({len(blanks)})"
         return finish(
-            "blanks", _all_failed(assignment, checks, reason), [b.message for b in blanks], source.notes
+            "blanks",
+            _all_failed(assignment, checks, reason),
+            [b.message for b in blanks],
+            source.notes,
         )
     syntax = _submission.check_syntax(source)
     if syntax:
-        return finish("syntax", _all_failed(assignment, checks, FATAL["syntax"]), [syntax.message], source.notes)
+        return finish(
+            "syntax",
+            _all_failed(assignment, checks, FATAL["syntax"]),
+            [syntax.message],
+            source.notes,
+        )
 
     inputs = probe_inputs(assignment)
     job = Job(
@@ -201,7 +211,9 @@ def find_submissions(directory: Path, assignments: Iterable[Assignment]) -> list
     `DIR/<student>/<assignment>/<file>.py|.ipynb`. A `.ipynb` wins over a `.py` of the same name."""
     assignments = list(assignments)
     subs = []
-    for student_dir in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for student_dir in sorted(
+        p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
         for a in assignments:
             found = None
             for candidate in (student_dir / f"{a.name}.ipynb", student_dir / f"{a.name}.py"):
@@ -243,7 +255,13 @@ def grade_many(
             result = missing_result(sub)
         else:
             try:
-                result = grade_file(sub.assignment, sub.path, runner, student=sub.student, options=Options(hide=hide))
+                result = grade_file(
+                    sub.assignment,
+                    sub.path,
+                    runner,
+                    student=sub.student,
+                    options=Options(hide=hide),
+                )
             except Exception as exc:  # noqa: BLE001 - the grader broke on this one: record, go on
                 result = SubmissionResult(
                     assignment=sub.assignment.name,
@@ -253,7 +271,9 @@ def grade_many(
                     checks=_all_failed(
                         sub.assignment, sub.assignment.checks, f"the grader failed: {exc}", "error"
                     ),
-                    problems=(f"the grader failed on this submission: {type(exc).__name__}: {exc}",),
+                    problems=(
+                        f"the grader failed on this submission: {type(exc).__name__}: {exc}",
+                    ),
                 )
         if on_result:
             on_result(result)

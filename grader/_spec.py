@@ -79,15 +79,28 @@ def load_assignment(path: Path) -> Assignment:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise SpecError(
-            f"no spec at {path}; run 'grader list' to see assignments"
-        ) from exc
+        raise SpecError(f"no spec at {path}; run 'grader list' to see assignments") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML: {exc}") from exc
 
     known = {
-        "title", "source", "api", "description", "limits", "run", "collect", "task", "checks",
+        "title",
+        "source",
+        "api",
+        "description",
+        "limits",
+        "run",
+        "collect",
+        "task",
+        "checks",
     }
+    for key in ("limits", "run", "collect", "task"):
+        if key in data and not isinstance(data[key], dict):
+            raise SpecError(f"{where}: [{key}] must be a table, not {type(data[key]).__name__}")
+    if not isinstance(data.get("checks", []), list) or not all(
+        isinstance(c, dict) for c in data.get("checks", [])
+    ):
+        raise SpecError(f"{where}: 'checks' must be an array of tables ([[checks]])")
     for key in data:
         if key not in known:
             raise SpecError(f"{where}: unknown top-level key {key!r}; known: {sorted(known)}")
@@ -127,6 +140,8 @@ def load_assignment(path: Path) -> Assignment:
         if check_name not in REGISTRY:
             raise SpecError(f"{at}: unknown check {check_name!r}; known: {sorted(REGISTRY)}")
         params = raw.get("params", {})
+        if not isinstance(params, dict):
+            raise SpecError(f"{at}: 'params' must be a table, not {type(params).__name__}")
         _validate_params(REGISTRY[check_name], params, f"{at} ({check_name})")
         visibility = raw.get("visibility", "visible")
         if visibility not in VISIBILITIES:

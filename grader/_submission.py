@@ -48,15 +48,43 @@ class Problem:
     message: str
 
 
+def _statement_starts(lines: list[str]) -> set[int]:
+    """0-based indices of lines that begin a logical line: not inside a bracket left open on an
+    earlier line, not inside a multi-line string. Only such a line can be an IPython magic."""
+    starts: set[int] = set()
+    expect = True
+    skip = {tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    failed_at = len(lines)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+            if tok.type in skip:
+                continue
+            if expect:
+                starts.add(tok.start[0] - 1)
+                expect = False
+            if tok.type == tokenize.NEWLINE:
+                expect = True
+    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
+        # Tokenizing stopped (a shell line with an odd quote, say): from there on, judge lines
+        # one by one as IPython's own line-based transformer does.
+        failed_at = exc.args[1][0] - 1 if len(exc.args) > 1 and exc.args[1] else 0
+        failed_at = min(failed_at, max(starts, default=-1) + 1)
+    starts.update(range(failed_at, len(lines)))
+    return starts
+
+
 def _neutralise_magics(lines: list[str], where: list[str], notes: list[str]) -> list[str]:
     """Comment out IPython magics and shell escapes; they are never executed in the sandbox."""
+    starts = _statement_starts(lines)
     out = []
-    for line, loc in zip(lines, where):
+    for i, (line, loc) in enumerate(zip(lines, where, strict=True)):
         stripped = line.lstrip()
-        if stripped.startswith(("%", "!")) and not stripped.startswith("!="):
+        if i in starts and stripped.startswith(("%", "!")) and not stripped.startswith("!="):
             indent = line[: len(line) - len(stripped)]
             out.append(f"{indent}pass  # not run by the grader: {stripped}")
-            notes.append(f"{loc}: `{stripped.strip()}` is an IPython magic or shell command; not run")
+            notes.append(
+                f"{loc}: `{stripped.strip()}` is an IPython magic or shell command; not run"
+            )
         else:
             out.append(line)
     return out
@@ -79,9 +107,9 @@ def load(path: str | Path) -> Source:
     elif path.suffix == ".py":
         lines = text.splitlines()
         where = [f"line {i}" for i in range(1, len(lines) + 1)]
+        lines = _neutralise_magics(lines, where, notes)
     else:
         raise SubmissionError(f"{path}: a submission must be a .py or .ipynb file")
-    lines = _neutralise_magics(lines, where, notes)
     return Source(path=path, code="\n".join(lines) + "\n", where=tuple(where), notes=tuple(notes))
 
 
@@ -102,9 +130,10 @@ def _notebook_lines(path: Path, text: str, notes: list[str]) -> tuple[list[str],
         if source.lstrip().startswith("%%"):
             notes.append(f"cell {number}: cell magic `{source.strip().splitlines()[0]}`; not run")
             continue
-        for i, line in enumerate(source.splitlines(), start=1):
-            lines.append(line)
-            where.append(f"cell {number}, line {i}")
+        cell_lines = source.splitlines()
+        cell_where = [f"cell {number}, line {i}" for i in range(1, len(cell_lines) + 1)]
+        lines.extend(_neutralise_magics(cell_lines, cell_where, notes))
+        where.extend(cell_where)
     # Saved outputs are ignored: only the code of the cells is graded.
     return lines, where
 

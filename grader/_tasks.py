@@ -31,7 +31,7 @@ class Generator:
         return low + (high - low) * rng.random((n, len(self.low)))
 
     def grid(self, per_axis: int) -> np.ndarray:
-        axes = [np.linspace(lo, hi, per_axis) for lo, hi in zip(self.low, self.high)]
+        axes = [np.linspace(lo, hi, per_axis) for lo, hi in zip(self.low, self.high, strict=True)]
         mesh = np.meshgrid(*axes)
         return np.column_stack([m.ravel() for m in mesh])
 
@@ -125,7 +125,9 @@ class Task:
         for key, allowed in choices.items():
             if key in data and data[key] not in allowed:
                 raise SpecError(f"{where}: [task].{key} = {data[key]!r}; allowed: {allowed}")
-        rest = {k: data[k] for k in ("input", "labels", "loss", "init_stddev", "probes") if k in data}
+        rest = {
+            k: data[k] for k in ("input", "labels", "loss", "init_stddev", "probes") if k in data
+        }
         return cls(generator=GENERATORS[gen], layers=tuple(layers), **rest)
 
     # -- data -------------------------------------------------------------------------------

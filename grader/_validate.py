@@ -41,13 +41,20 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
     table = Table(title="validate", title_justify="left")
     for col in ("assignment", "file", "score", "expected", "verdict"):
         table.add_column(col)
-    for sub, result in zip(subs, results):
+    for sub, result in zip(subs, results, strict=True):
         name = sub.assignment.name
         if sub.student == "reference":
             good = result.score == result.max_score and result.run_status == "completed"
             expected = f"{result.max_score:g} (full marks)"
-            why = "" if good else "; ".join(
-                [*result.problems[:1], *(f"{c.name}: {c.message}" for c in result.checks if c.status != "passed")]
+            why = (
+                ""
+                if good
+                else "; ".join(
+                    [
+                        *result.problems[:1],
+                        *(f"{c.name}: {c.message}" for c in result.checks if c.status != "passed"),
+                    ]
+                )
             )
         else:
             blanks = make_template(name, course.reference(name)).blanks
@@ -57,11 +64,15 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
                 and len(result.problems) == blanks
             )
             expected = f"0, {blanks} blank message(s)"
-            why = "" if good else f"got status {result.run_status}, {len(result.problems)} message(s)"
+            why = (
+                "" if good else f"got status {result.run_status}, {len(result.problems)} message(s)"
+            )
         ok = ok and good
         verdict = Text("ok", style="green") if good else Text(f"FAIL {why}", style="red")
         time_s = result.timing.get("total_s", 0.0)
-        table.add_row(name, f"{sub.student} ({time_s:.1f} s)", f"{result.score:g}", expected, verdict)
+        table.add_row(
+            name, f"{sub.student} ({time_s:.1f} s)", f"{result.score:g}", expected, verdict
+        )
     console.print(table)
     console.print("[green]validate: all good[/green]" if ok else "[red]validate: FAILED[/red]")
     return ok

@@ -86,7 +86,12 @@ def list_cmd(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 naming the templates that differ.")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 naming the templates that differ.",
+)
 @click.pass_context
 def generate(ctx: click.Context, check_only: bool) -> None:
     """Write templates/ (.py and .ipynb) from the references in reference/.
@@ -116,7 +121,9 @@ def generate(ctx: click.Context, check_only: bool) -> None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--assignment", "-a", required=True, help="Assignment name (see 'grader list').")
-@click.option("--json", "as_json", is_flag=True, help="Print the results.json (Gradescope schema) on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the results.json (Gradescope schema) on stdout."
+)
 @click.pass_context
 def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> None:
     """Check your own work before you submit: runs the public checks on FILE.
@@ -146,7 +153,14 @@ def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> Non
 
 
 def _grade_dir(
-    ctx, directory: Path, names: list[str], out: Path, jobs: int, console: Console, *, missing: bool = True
+    ctx,
+    directory: Path,
+    names: list[str],
+    out: Path,
+    jobs: int,
+    console: Console,
+    *,
+    missing: bool = True,
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -178,7 +192,9 @@ def _grade_dir(
             def done(r):
                 progress.update(task, advance=1, description=f"{r.student}/{r.assignment}")
 
-            results = grade_many(subs, runner, jobs=jobs, hide=tuple(map(str, hide)), on_result=done)
+            results = grade_many(
+                subs, runner, jobs=jobs, hide=tuple(map(str, hide)), on_result=done
+            )
     finally:
         runner.close()
     gradebook = write_class_outputs(results, out)
@@ -187,10 +203,14 @@ def _grade_dir(
     for r in results:
         if r.problems and r.run_status not in ("completed", "missing"):
             console.print(f"[dim]{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}[/dim]")
-    console.print(f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json")
+    console.print(
+        f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json"
+    )
     console.print(f"gradebook: {gradebook}")
     if broken:
-        console.print(f"[magenta]{len(broken)} submission(s) could not be graded for the grader's own reasons[/magenta]")
+        console.print(
+            f"[magenta]{len(broken)} submission(s) could not be graded for the grader's own reasons[/magenta]"
+        )
         return EXIT_FAILED
     return EXIT_OK
 
@@ -199,10 +219,24 @@ def _grade_dir(
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--assignment", "-a", "assignment", help="Grade this assignment.")
 @click.option("--all", "all_", is_flag=True, help="Grade every assignment found in the course.")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--jobs", "-j", default=_jobs_default, show_default="cores, at most 4", type=click.IntRange(1, 64))
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    default=_jobs_default,
+    show_default="cores, at most 4",
+    type=click.IntRange(1, 64),
+)
 @click.pass_context
-def grade(ctx: click.Context, directory: Path, assignment: str | None, all_: bool, out: Path, jobs: int) -> None:
+def grade(
+    ctx: click.Context, directory: Path, assignment: str | None, all_: bool, out: Path, jobs: int
+) -> None:
     """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
 
     Writes OUT/<student>/<assignment>/results.json (Gradescope schema) and OUT/gradebook.csv
@@ -221,8 +255,16 @@ def grade(ctx: click.Context, directory: Path, assignment: str | None, all_: boo
 
 
 @main.command()
-@click.option("--assignment", "-a", "assignments", multiple=True, help="Validate only these (repeatable).")
-@click.option("--jobs", "-j", default=_jobs_default, show_default="cores, at most 4", type=click.IntRange(1, 64))
+@click.option(
+    "--assignment", "-a", "assignments", multiple=True, help="Validate only these (repeatable)."
+)
+@click.option(
+    "--jobs",
+    "-j",
+    default=_jobs_default,
+    show_default="cores, at most 4",
+    type=click.IntRange(1, 64),
+)
 @click.pass_context
 def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> None:
     """Check the course itself (what CI runs): every reference scores full marks, every
@@ -242,8 +284,20 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> Non
 
 
 @main.command()
-@click.option("--out", "-o", default=Path("demo-results"), type=click.Path(file_okay=False, path_type=Path), show_default=True)
-@click.option("--jobs", "-j", default=_jobs_default, show_default="cores, at most 4", type=click.IntRange(1, 64))
+@click.option(
+    "--out",
+    "-o",
+    default=Path("demo-results"),
+    type=click.Path(file_okay=False, path_type=Path),
+    show_default=True,
+)
+@click.option(
+    "--jobs",
+    "-j",
+    default=_jobs_default,
+    show_default="cores, at most 4",
+    type=click.IntRange(1, 64),
+)
 @click.pass_context
 def demo(ctx: click.Context, out: Path, jobs: int) -> None:
     """Grade the bundled example class (correct, partly correct and broken submissions).
@@ -258,9 +312,14 @@ def demo(ctx: click.Context, out: Path, jobs: int) -> None:
         raise GraderError(f"no example class at {directory}")
     console = _console()
     console.print(f"grading the example class in {directory} ...")
-    names = sorted({p.stem for p in directory.glob("*/*.*") if p.suffix in (".py", ".ipynb")} & set(course.names()))
+    names = sorted(
+        {p.stem for p in directory.glob("*/*.*") if p.suffix in (".py", ".ipynb")}
+        & set(course.names())
+    )
     code = _grade_dir(ctx, directory, names, out, jobs, console, missing=False)
-    console.print(f"[bold]demo results are in {out.resolve()}[/bold] (open gradebook.csv, or any results.json)")
+    console.print(
+        f"[bold]demo results are in {out.resolve()}[/bold] (open gradebook.csv, or any results.json)"
+    )
     ctx.exit(code)
 
 

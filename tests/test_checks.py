@@ -12,7 +12,9 @@ from grader._pipeline import probe_inputs
 
 def evidence(course, name, arrays=None, facts=None, inputs=None):
     a = course.assignment(name)
-    return Evidence(a, dict(arrays or {}), dict(facts or {}), probe_inputs(a) if inputs is None else inputs)
+    return Evidence(
+        a, dict(arrays or {}), dict(facts or {}), probe_inputs(a) if inputs is None else inputs
+    )
 
 
 def run(check, ev, **params):
@@ -43,7 +45,10 @@ class TestShapes:
             "weights.output": ["n_hidden", "n_output"],
         },
     }
-    ph = {"x": {"kind": "placeholder", "shape": [None, 2]}, "y": {"kind": "placeholder", "shape": [None, 2]}}
+    ph = {
+        "x": {"kind": "placeholder", "shape": [None, 2]},
+        "y": {"kind": "placeholder", "shape": [None, 2]},
+    }
 
     def test_right_shapes_and_open_hidden_size_pass(self, course):
         ev = evidence(
@@ -64,7 +69,10 @@ class TestShapes:
         )
         v = run("shapes", ev, **self.params)
         assert v.score == pytest.approx(3 / 4)
-        assert "`weights['output']` has shape (2, 2); expected (n_hidden, n_output) = (8, 2)" in v.message
+        assert (
+            "`weights['output']` has shape (2, 2); expected (n_hidden, n_output) = (8, 2)"
+            in v.message
+        )
 
     def test_wrong_placeholder_named_with_expected(self, course):
         ph = dict(self.ph, x={"kind": "placeholder", "shape": [None, 3]})
@@ -75,7 +83,10 @@ class TestShapes:
             {"placeholders": ph},
         )
         v = run("shapes", ev, **self.params)
-        assert "placeholder `x` has shape (None, 3); expected (batch, n_input) = (None, 2)" in v.message
+        assert (
+            "placeholder `x` has shape (None, 3); expected (batch, n_input) = (None, 2)"
+            in v.message
+        )
 
     def test_declared_shape_counts_when_never_trained(self, course):
         ev = evidence(
@@ -149,7 +160,11 @@ class TestLossDecrease:
 
 class TestParameters:
     def test_close_values_pass_far_values_fail(self, course):
-        ev = evidence(course, "linear_regression", {"weights.w": np.array([1.97]), "biases.b": np.array([1.02])})
+        ev = evidence(
+            course,
+            "linear_regression",
+            {"weights.w": np.array([1.97]), "biases.b": np.array([1.02])},
+        )
         assert run("parameters", ev, expect={"weights.w": 2.0, "biases.b": 1.0}, atol=0.2).passed
         ev.arrays["weights.w"] = np.array([0.5])
         v = run("parameters", ev, expect={"weights.w": 2.0, "biases.b": 1.0}, atol=0.2)
@@ -180,23 +195,41 @@ class TestOneHot:
         assert run("one_hot", ev).passed
         ev.arrays["train_y"] = cls[:, None].astype(float)
         v = run("one_hot", ev)
-        assert "`train_y` has shape (100, 1); expected one-hot labels of shape (m, n_output) = (100, 2)" in v.message
+        assert (
+            "`train_y` has shape (100, 1); expected one-hot labels of shape (m, n_output) = (100, 2)"
+            in v.message
+        )
 
 
 class TestValues:
-    cases = [{"of": "call:f", "expected": [1.0, 2.0], "shown": "f(1)"}, {"of": "A", "expected": 3.0}]
+    cases = [
+        {"of": "call:f", "expected": [1.0, 2.0], "shown": "f(1)"},
+        {"of": "A", "expected": 3.0},
+    ]
 
     def test_values_within_tolerance(self, course):
-        ev = evidence(course, "intro_numpy", {"call:f": np.array([1.0, 2.0004]), "A": np.array(3.0)})
+        ev = evidence(
+            course, "intro_numpy", {"call:f": np.array([1.0, 2.0004]), "A": np.array(3.0)}
+        )
         assert run("values", ev, cases=self.cases).passed
 
     def test_wrong_missing_and_raising(self, course):
-        ev = evidence(course, "intro_numpy", {"call:f": np.array([1.0, 2.5])}, {"missing": {"A": "not defined"}})
+        ev = evidence(
+            course,
+            "intro_numpy",
+            {"call:f": np.array([1.0, 2.5])},
+            {"missing": {"A": "not defined"}},
+        )
         v = run("values", ev, cases=self.cases)
         assert v.score == 0
         assert "f(1) is [1, 2.5]; expected [1, 2] (within 0.001)" in v.message
         assert "`A` was not produced by your code: not defined" in v.message
-        ev = evidence(course, "intro_numpy", {"A": np.array(3.0)}, {"call_errors": {"f": "ZeroDivisionError: division by zero"}})
+        ev = evidence(
+            course,
+            "intro_numpy",
+            {"A": np.array(3.0)},
+            {"call_errors": {"f": "ZeroDivisionError: division by zero"}},
+        )
         v = run("values", ev, cases=self.cases)
         assert v.score == 0.5 and "f(1) failed: ZeroDivisionError" in v.message
 
@@ -207,7 +240,9 @@ class TestCallCount:
         ev = evidence(course, "recursion", facts={"call_counts": good})
         assert run("call_count", ev, function="mfib").passed
         bad = {"mfib": [{"n": 10, "calls": 109}, {"n": 40, "calls": 410, "capped": True}]}
-        v = run("call_count", evidence(course, "recursion", facts={"call_counts": bad}), function="mfib")
+        v = run(
+            "call_count", evidence(course, "recursion", facts={"call_counts": bad}), function="mfib"
+        )
         assert not v.passed
         assert "`mfib(10)` made 109 calls; expected at most 32 (linear in n)" in v.message
         assert "`mfib(40)` made more than 410 calls (stopped there)" in v.message
@@ -215,5 +250,7 @@ class TestCallCount:
 
 def test_missing_artifact_message(course):
     ev = evidence(course, "perceptron", facts={"missing": {"weights": "not defined"}})
-    with pytest.raises(Missing, match=r"`weights\['output'\]` was not produced by your code: not defined"):
+    with pytest.raises(
+        Missing, match=r"`weights\['output'\]` was not produced by your code: not defined"
+    ):
         ev.array("weights.output")

@@ -81,7 +81,9 @@ def test_malformed_marker_names_file_and_line(tmp_path):
 
 
 def test_check_json_is_gradescope_results(tmp_path):
-    out = grader("check", CORPUS / "broken" / "recursion_syntax_error.py", "-a", "recursion", "--json")
+    out = grader(
+        "check", CORPUS / "broken" / "recursion_syntax_error.py", "-a", "recursion", "--json"
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["score"] == 0
@@ -101,7 +103,7 @@ def test_check_shows_only_public_checks():
 def test_check_table_for_a_template_lists_each_blank():
     out = grader("check", ROOT / "templates" / "recursion.ipynb", "-a", "recursion")
     assert out.returncode == 0
-    blanks = [line for line in out.stdout.splitlines() if "unfilled blank" in line]
+    blanks = [line for line in out.stdout.splitlines() if ": unfilled blank in" in line]
     assert len(blanks) == 4
     assert blanks[0].startswith("cell 4, line 2: unfilled blank")
 

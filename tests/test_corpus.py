@@ -78,7 +78,9 @@ EXPECTED = {
         "mlp_boundary",
         "blanks",
         0,
-        {"problem": r"^line 72: unfilled blank in `y = tf.placeholder\(tf.float32, \[None, \?\]\)`$"},
+        {
+            "problem": r"^line 72: unfilled blank in `y = tf.placeholder\(tf.float32, \[None, \?\]\)`$"
+        },
     ),
     "broken/linear_missing_bias.py": (
         "linear_classifier",
@@ -165,7 +167,9 @@ def graded(course, runner, hide):
     for rel, (assignment, *_rest) in EXPECTED.items():
         spec = course.assignment(assignment)
         if "infinite_loop" in rel:  # keep the suite fast: the same limit logic, a shorter limit
-            spec = dataclasses.replace(spec, limits=dataclasses.replace(spec.limits, timeout_s=SHORT_TIMEOUT))
+            spec = dataclasses.replace(
+                spec, limits=dataclasses.replace(spec.limits, timeout_s=SHORT_TIMEOUT)
+            )
         subs.append(Submission(rel, spec, CORPUS / rel))
     results = grade_many(subs, runner, jobs=2, hide=hide)
     return {r.student: r for r in results}
@@ -179,7 +183,9 @@ def test_every_submission_was_graded(graded):
 def test_expected_score_and_messages(graded, rel):
     assignment, status, score, messages = EXPECTED[rel]
     result = graded[rel]
-    detail = "\n".join([*result.problems, *(f"{c.name}: {c.status} {c.points} {c.message}" for c in result.checks)])
+    detail = "\n".join(
+        [*result.problems, *(f"{c.name}: {c.status} {c.points} {c.message}" for c in result.checks)]
+    )
     assert result.run_status == status, detail
     assert result.score == pytest.approx(score, abs=1e-3), detail
     for where, pattern in messages.items():

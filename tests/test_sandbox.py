@@ -39,9 +39,9 @@ def test_student_code_cannot_read_references_or_specs(runner, hide):
         job(
             f"""
             import os
-            seen = os.listdir({str(ROOT / 'reference')!r}) + os.listdir({str(ROOT / 'assignments')!r})
+            seen = os.listdir({str(ROOT / "reference")!r}) + os.listdir({str(ROOT / "assignments")!r})
             try:
-                open({str(ROOT / 'reference' / 'perceptron.py')!r}).read()
+                open({str(ROOT / "reference" / "perceptron.py")!r}).read()
                 leaked = 1
             except OSError:
                 leaked = 0

@@ -53,7 +53,11 @@ def _keep_interpreter_readable(libc) -> None:
     folder others cannot enter (pyenv's `/root/.pyenv` under a 0700 `/root`), cover that
     folder with an empty tmpfs in this mount namespace and bind only the interpreter's own
     paths back, read-only. The rest of the folder stays invisible."""
-    needed = {os.path.realpath(p) for p in [sys.base_prefix, sys.prefix, *sys.path] if p and os.path.isdir(p)}
+    needed = {
+        os.path.realpath(p)
+        for p in [sys.base_prefix, sys.prefix, *sys.path]
+        if p and os.path.isdir(p)
+    }
     blocked: dict[str, list[str]] = {}
     for path in sorted(needed):
         parts = path.strip("/").split("/")
@@ -65,9 +69,12 @@ def _keep_interpreter_readable(libc) -> None:
     for ancestor, paths in blocked.items():
         keep = sorted(set(paths))
         fds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in keep]
-        if libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755") != 0:
+        if (
+            libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755")
+            != 0
+        ):
             raise OSError(ctypes.get_errno(), f"covering {ancestor} failed")
-        for path, fd in zip(keep, fds):
+        for path, fd in zip(keep, fds, strict=True):
             os.makedirs(path, mode=0o755, exist_ok=True)
             src = f"/proc/self/fd/{fd}".encode()
             if libc.mount(src, path.encode(), None, MS_BIND | MS_REC, None) != 0:
@@ -206,7 +213,11 @@ def main(jobdir: str) -> int:
     legacy.install(code)
     facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
     where = job["where"]
-    namespace: dict = {"__name__": "__main__", "__file__": job["display_name"], "__builtins__": __builtins__}
+    namespace: dict = {
+        "__name__": "__main__",
+        "__file__": job["display_name"],
+        "__builtins__": __builtins__,
+    }
 
     t0 = time.perf_counter()
     try:
@@ -230,7 +241,9 @@ def main(jobdir: str) -> int:
     t0 = time.perf_counter()
     collect = job.get("collect", {})
     try:
-        _collect(collect, namespace, inputs, facts, arrays, tfc, np, float(job.get("call_timeout_s", 10)))
+        _collect(
+            collect, namespace, inputs, facts, arrays, tfc, np, float(job.get("call_timeout_s", 10))
+        )
     except BaseException as exc:  # noqa: BLE001
         facts["collect_error"] = _short(exc)
     facts["timing"]["collect_s"] = time.perf_counter() - t0
@@ -239,7 +252,9 @@ def main(jobdir: str) -> int:
     out = os.path.join(jobdir, "out")
     os.makedirs(out, exist_ok=True)
     savez(os.path.join(out, "arrays.npz"), **arrays)
-    facts["arrays"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}
+    facts["arrays"] = {
+        k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()
+    }
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as fh:
         fh.write(dumps(facts))
     return 0
@@ -327,7 +342,9 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
             feeds[ns[ph]] = inputs[input_name]
         else:
             try:
-                arrays[f"fetch:{name}"] = np.asarray(tfc.evaluate(ns[name], feeds), dtype=np.float64)
+                arrays[f"fetch:{name}"] = np.asarray(
+                    tfc.evaluate(ns[name], feeds), dtype=np.float64
+                )
             except BaseException as exc:  # noqa: BLE001
                 facts["fetch_errors"][name] = _short(exc)
 

@@ -34,7 +34,9 @@ def install(code: str) -> None:
         import matplotlib.axes
 
         for name in ("plot", "scatter", "imshow", "hist", "contour", "contourf"):
-            setattr(matplotlib.axes.Axes, name, _accept_matrices(getattr(matplotlib.axes.Axes, name)))
+            setattr(
+                matplotlib.axes.Axes, name, _accept_matrices(getattr(matplotlib.axes.Axes, name))
+            )
     if "OneHotEncoder" in code:
         from sklearn.preprocessing import OneHotEncoder
 

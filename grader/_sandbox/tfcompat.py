@@ -106,7 +106,7 @@ def _snapshot(sess) -> None:
     if variables:
         try:
             got = sess.run(variables)
-            values = {v.name: np.array(x) for v, x in zip(variables, got)}
+            values = {v.name: np.array(x) for v, x in zip(variables, got, strict=True)}
         except Exception:  # noqa: BLE001 - some are uninitialized: take them one by one
             for v in variables:
                 try:
@@ -154,7 +154,7 @@ def evaluate(tensor, feeds: dict):
                         var.load(snap["values"][var.name], sess)
                         loaded.add(var.name)
             chunk = None
-            for ph, data in feeds.items():
+            for ph, _data in feeds.items():
                 dims = ph.shape.as_list() if ph.shape.rank else []
                 if dims and dims[0] is not None:
                     chunk = dims[0]
@@ -163,7 +163,9 @@ def evaluate(tensor, feeds: dict):
             n = len(next(iter(feeds.values())))
             outs = []
             for start in range(0, n - n % chunk, chunk):
-                outs.append(sess.run(tensor, {p: d[start : start + chunk] for p, d in feeds.items()}))
+                outs.append(
+                    sess.run(tensor, {p: d[start : start + chunk] for p, d in feeds.items()})
+                )
             out = np.asarray(outs)
             return out if out.ndim <= 1 else np.concatenate(outs)
         finally:
