@@ -105,7 +105,7 @@ def test_check_table_for_a_template_lists_each_blank():
     assert out.returncode == 0
     blanks = [line for line in out.stdout.splitlines() if ": unfilled blank in" in line]
     assert len(blanks) == 4
-    assert blanks[0].startswith("cell 4, line 2: unfilled blank")
+    assert blanks[0] == "cell 4, line 3: unfilled blank in `___`"  # the body of `def fac(n):`
 
 
 @pytest.mark.slow
