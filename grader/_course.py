@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Course:
         """Folders student code must never read: everything in the course but the grader package
         (which the sandboxed child imports) and a Python environment kept inside the course."""
         keep = {Path(__file__).resolve().parent}
-        prefix = Path(os.path.realpath(os.sys.prefix))
+        prefix = Path(os.path.realpath(sys.prefix))
         out = []
         for entry in sorted(self.root.iterdir()):
             real = entry.resolve()

@@ -216,3 +216,10 @@ def test_lecture_code_needed_no_changes(graded):
         result = graded[rel]
         assert all(c.status == "passed" for c in result.checks)
         assert result.problems == ()
+
+
+def test_the_trusted_process_never_imported_tensorflow(graded):
+    import sys
+
+    assert graded  # a whole class of TensorFlow submissions was graded in this process
+    assert "tensorflow" not in sys.modules and "keras" not in sys.modules
