@@ -42,7 +42,8 @@ def print_submission(result: SubmissionResult, console: Console) -> None:
 
 
 def gradebook_csv(results: Iterable[SubmissionResult]) -> str:
-    """A row per student; a column per check and per assignment total, and the overall total."""
+    """A row per student; a column per check, per assignment total and run status (completed,
+    exception, timeout, blanks, missing, ...), and the overall total."""
     results = list(results)
     columns: list[str] = []
     rows: dict[str, dict[str, str]] = {}
@@ -52,7 +53,7 @@ def gradebook_csv(results: Iterable[SubmissionResult]) -> str:
             if col not in columns:
                 columns.append(col)
         if f"{r.assignment}:total" not in columns:
-            columns.append(f"{r.assignment}:total")
+            columns += [f"{r.assignment}:total", f"{r.assignment}:status"]
     for r in results:
         row = rows.setdefault(r.student, {})
         for c in r.checks:

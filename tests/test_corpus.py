@@ -147,7 +147,7 @@ EXPECTED = {
         "completed",
         4.75,
         {
-            "simple classifier": r"refine\(0\.25, 3\.0, 1\.1, 0\.5\) is \[0\.3667\]; expected 0\.3083",
+            "simple classifier": r"refine\(0\.25, 3\.0, 1\.1, 0\.5\) is 0\.3667; expected 0\.3083",
             "weight update": r"update_weights\(W_input_hidden",
         },
     ),
