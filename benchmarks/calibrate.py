@@ -91,12 +91,22 @@ def fig_boundary(ev: Evidence, p: dict) -> list[dict]:
     gen = ev.task.generator
     points = gen.grid(p["grid"])
     held, _, _ = ev.task.dataset(p["heldout"], ev.assignment.grading_seed + 3)
-    on_grid = float(np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points)))
-    on_held = float(np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held)))
+    on_grid = float(
+        np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points))
+    )
+    on_held = float(
+        np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held))
+    )
     minimum = float(p["minimum"])
     return [
-        dict(figure="agreement min(grid, held-out)", value=min(on_grid, on_held), spec=f">= {minimum:.1%}",
-             limit=minimum, sense="min", pct=True),
+        dict(
+            figure="agreement min(grid, held-out)",
+            value=min(on_grid, on_held),
+            spec=f">= {minimum:.1%}",
+            limit=minimum,
+            sense="min",
+            pct=True,
+        ),
         dict(figure=f"  on {p['grid']}x{p['grid']} grid", value=on_grid, pct=True),
         dict(figure=f"  on {p['heldout']} held-out points", value=on_held, pct=True),
     ]
@@ -115,8 +125,13 @@ def fig_loss_decrease(ev: Evidence, p: dict) -> list[dict]:
     ratio = final / start if start > 0 else 0.0
     max_ratio = float(p["max_ratio"])
     return [
-        dict(figure="final/initial loss", value=ratio, spec=f"<= {max_ratio:g}", limit=max_ratio,
-             sense="max"),
+        dict(
+            figure="final/initial loss",
+            value=ratio,
+            spec=f"<= {max_ratio:g}",
+            limit=max_ratio,
+            sense="max",
+        ),
         dict(figure="  initial loss", value=start),
         dict(figure="  final loss", value=final),
     ]
@@ -128,8 +143,13 @@ def fig_parameters(ev: Evidence, p: dict) -> list[dict]:
     for name, want in p["expect"].items():
         got = float(np.asarray(ev.array(name), dtype=np.float64).ravel()[0])
         rows.append(
-            dict(figure=f"{name} (expect {want:g})", value=got, spec=f"{want:g} +- {atol:g}",
-                 limit=(want - atol, want + atol), sense="band")
+            dict(
+                figure=f"{name} (expect {want:g})",
+                value=got,
+                spec=f"{want:g} +- {atol:g}",
+                limit=(want - atol, want + atol),
+                sense="band",
+            )
         )
     return rows
 
@@ -139,8 +159,15 @@ def fig_wiring(ev: Evidence, p: dict) -> list[dict]:
     want = ev.task.forward(ev.params(), ev.inputs[p["input"]])
     diff = float(np.max(np.abs(got - want)))
     atol = float(p["atol"])
-    return [dict(figure="max |pred - rebuilt model|", value=diff, spec=f"<= {atol:g} (+rtol)",
-                 limit=atol, sense="max")]
+    return [
+        dict(
+            figure="max |pred - rebuilt model|",
+            value=diff,
+            spec=f"<= {atol:g} (+rtol)",
+            limit=atol,
+            sense="max",
+        )
+    ]
 
 
 def fig_loss_function(ev: Evidence, p: dict) -> list[dict]:
@@ -149,12 +176,22 @@ def fig_loss_function(ev: Evidence, p: dict) -> list[dict]:
     y = ev.inputs[p["labels"]]
     chunks = max(len(got), 1)
     want = np.array(
-        [ev.task.loss_value(o, t) for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks), strict=True)]
+        [
+            ev.task.loss_value(o, t)
+            for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks), strict=True)
+        ]
     )
     diff = float(np.max(np.abs(got - want))) if got.shape == want.shape else math.inf
     atol = float(p["atol"])
-    return [dict(figure="|loss - lecture loss|", value=diff, spec=f"<= {atol:g} (+rtol)", limit=atol,
-                 sense="max")]
+    return [
+        dict(
+            figure="|loss - lecture loss|",
+            value=diff,
+            spec=f"<= {atol:g} (+rtol)",
+            limit=atol,
+            sense="max",
+        )
+    ]
 
 
 FIGURES = {
@@ -217,8 +254,13 @@ def run_one(course, runner, a, i: int, vary: str, hide: tuple[str, ...]) -> dict
         ev = Evidence(spec, outcome.arrays, outcome.facts, probe_inputs(spec))
     by_name = {c.name: c for c in spec.checks}
     for c in res.checks:
-        entry = {"status": c.status, "message": c.message, "expected": c.expected, "got": c.got,
-                 "figures": []}
+        entry = {
+            "status": c.status,
+            "message": c.message,
+            "expected": c.expected,
+            "got": c.got,
+            "figures": [],
+        }
         fn = FIGURES.get(c.check)
         if fn is not None and ev is not None:
             try:
@@ -244,7 +286,11 @@ def summarize(a, runs: list[dict]) -> dict:
                 for e in entries:
                     figs = e.get("figures") or []
                     values.append(figs[k]["value"] if k < len(figs) else math.nan)
-                row = {"figure": template["figure"], "values": values, "pct": template.get("pct", False)}
+                row = {
+                    "figure": template["figure"],
+                    "values": values,
+                    "pct": template.get("pct", False),
+                }
                 finite = [v for v in values if not math.isnan(v)]
                 if finite:
                     row["min"], row["max"] = min(finite), max(finite)
@@ -262,8 +308,10 @@ def summarize(a, runs: list[dict]) -> dict:
                     f"{e.get('message', '')}"
                 )
             if e.get("figure_error"):
-                flags.append(f"seed {r['seed']}/{r['grading_seed']}: '{spec.name}' figure not "
-                             f"recomputed: {e['figure_error']}")
+                flags.append(
+                    f"seed {r['seed']}/{r['grading_seed']}: '{spec.name}' figure not "
+                    f"recomputed: {e['figure_error']}"
+                )
         # The recomputed figures must agree with the check's own verdict (wiring and
         # loss_function also accept rtol: a recomputed 'outside atol' may still pass there).
         limited = [row for row in rows if "within" in row]
@@ -273,20 +321,26 @@ def summarize(a, runs: list[dict]) -> dict:
                 if None in oks:
                     continue
                 if all(oks) != (status == "passed"):
-                    flags.append(f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
-                                 f"recomputed figures are {'within' if all(oks) else 'outside'} "
-                                 f"the spec, the check {status}")
+                    flags.append(
+                        f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
+                        f"recomputed figures are {'within' if all(oks) else 'outside'} "
+                        f"the spec, the check {status}"
+                    )
         if spec.check == "decision_boundary" and rows:
             for r, e in zip(runs, entries, strict=True):
                 figs = e.get("figures")
                 if figs and e.get("got") and f"{figs[0]['value']:.1%}" != e["got"]:
-                    flags.append(f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
-                                 f"recomputed {figs[0]['value']:.1%}, check says {e['got']}")
+                    flags.append(
+                        f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
+                        f"recomputed {figs[0]['value']:.1%}, check says {e['got']}"
+                    )
         checks.append({"name": spec.name, "check": spec.check, "statuses": statuses, "rows": rows})
     for r in runs:
         if r["run_status"] != "completed":
-            flags.append(f"seed {r['seed']}/{r['grading_seed']}: run status {r['run_status']}: "
-                         + "; ".join(r["problems"][:1]))
+            flags.append(
+                f"seed {r['seed']}/{r['grading_seed']}: run status {r['run_status']}: "
+                + "; ".join(r["problems"][:1])
+            )
     return {"assignment": a.name, "checks": checks, "flags": flags, "runs": runs}
 
 
@@ -320,7 +374,10 @@ def table(rows: list[list[str]], right: set[int]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, r in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -330,7 +387,11 @@ def table(rows: list[list[str]], right: set[int]) -> str:
 def render(summary: dict, vary: str) -> str:
     runs = summary["runs"]
     n = len(runs)
-    head = ["check", "figure"] + [f"s{r['index']}" for r in runs] + ["min", "max", "spec", "margin", "ok"]
+    head = (
+        ["check", "figure"]
+        + [f"s{r['index']}" for r in runs]
+        + ["min", "max", "spec", "margin", "ok"]
+    )
     rows = [head]
     for c in summary["checks"]:
         label = f"{c['name']}"
@@ -342,21 +403,35 @@ def render(summary: dict, vary: str) -> str:
         for k, row in enumerate(c["rows"]):
             values = [fmt(v, row["pct"]) for v in row["values"]]
             if "within" in row:
-                values = [v + ("" if w in (True, None) else "!") for v, w in zip(values, row["within"], strict=True)]
+                values = [
+                    v + ("" if w in (True, None) else "!")
+                    for v, w in zip(values, row["within"], strict=True)
+                ]
             ok = ""
             if k == 0:
                 ok = "yes" if all(s == "passed" for s in c["statuses"]) else "NO"
             rows.append(
                 [label if k == 0 else "", row["figure"]]
                 + values
-                + [fmt(row.get("min", math.nan), row["pct"]), fmt(row.get("max", math.nan), row["pct"]),
-                   row.get("spec", ""), fmt_margin(row), ok]
+                + [
+                    fmt(row.get("min", math.nan), row["pct"]),
+                    fmt(row.get("max", math.nan), row["pct"]),
+                    row.get("spec", ""),
+                    fmt_margin(row),
+                    ok,
+                ]
             )
-    rows.append(["(run)", "score"] + [f"{r['score']:g}/{r['max_score']:g}" for r in runs] + ["", "", "", "", ""])
+    rows.append(
+        ["(run)", "score"]
+        + [f"{r['score']:g}/{r['max_score']:g}" for r in runs]
+        + ["", "", "", "", ""]
+    )
     rows.append(["(run)", "wall s"] + [f"{r['wall_s']:.1f}" for r in runs] + ["", "", "", "", ""])
     seeds = ", ".join(f"s{r['index']}={r['seed']}/{r['grading_seed']}" for r in runs)
-    out = [f"== {summary['assignment']}  ({n} seeds, vary={vary}; sandbox/grading seed: {seeds})",
-           table(rows, right=set(range(2, 2 + n + 2)) | {2 + n + 3})]
+    out = [
+        f"== {summary['assignment']}  ({n} seeds, vary={vary}; sandbox/grading seed: {seeds})",
+        table(rows, right=set(range(2, 2 + n + 2)) | {2 + n + 3}),
+    ]
     if summary["flags"]:
         out.append("FLAGGED:")
         out.extend(f"  {f}" for f in summary["flags"])
@@ -375,9 +450,18 @@ def overview(summaries: list[dict]) -> str:
             for row in c["rows"]:
                 if "spec" not in row:
                     continue
-                rows.append([s["assignment"], c["name"], row["figure"], fmt(row.get("min", math.nan), row["pct"]),
-                             fmt(row.get("max", math.nan), row["pct"]), row["spec"], fmt_margin(row),
-                             f"{fails}/{len(c['statuses'])}"])
+                rows.append(
+                    [
+                        s["assignment"],
+                        c["name"],
+                        row["figure"],
+                        fmt(row.get("min", math.nan), row["pct"]),
+                        fmt(row.get("max", math.nan), row["pct"]),
+                        row["spec"],
+                        fmt_margin(row),
+                        f"{fails}/{len(c['statuses'])}",
+                    ]
+                )
     return "== summary (margins: positive = room left)\n" + table(rows, right={3, 4, 6, 7})
 
 
@@ -394,17 +478,32 @@ def jsonable(obj):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, default=5, help="seeds per assignment (default 5)")
-    ap.add_argument("--assignment", action="append", choices=TF_ASSIGNMENTS,
-                    help="restrict to this assignment (repeatable); default: all six TF ones")
-    ap.add_argument("--vary", choices=("both", "sandbox", "grading"), default="both",
-                    help="which seeds change from run to run (default both)")
-    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                    help="references graded at once (default: 2, or 1 on one CPU)")
+    ap.add_argument(
+        "--assignment",
+        action="append",
+        choices=TF_ASSIGNMENTS,
+        help="restrict to this assignment (repeatable); default: all six TF ones",
+    )
+    ap.add_argument(
+        "--vary",
+        choices=("both", "sandbox", "grading"),
+        default="both",
+        help="which seeds change from run to run (default both)",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="references graded at once (default: 2, or 1 on one CPU)",
+    )
     ap.add_argument("--course", default=None, help="course root (default: found from the cwd)")
-    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout only)")
+    ap.add_argument(
+        "--json", metavar="PATH", help="also write the results as JSON ('-': stdout only)"
+    )
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be >= 1")
@@ -419,14 +518,21 @@ def main(argv: list[str] | None = None) -> int:
     runner = ColdRunner(slots=max(1, args.jobs))
     tasks = [(a, i) for a in specs for i in range(args.seeds)]
     started = time.perf_counter()
-    print(f"calibrate: {len(tasks)} runs ({len(specs)} assignments x {args.seeds} seeds), "
-          f"{args.jobs} at a time", file=log)
+    print(
+        f"calibrate: {len(tasks)} runs ({len(specs)} assignments x {args.seeds} seeds), "
+        f"{args.jobs} at a time",
+        file=log,
+    )
 
     def one(task):
         a, i = task
         r = run_one(course, runner, a, i, args.vary, hide)
-        print(f"  {a.name} s{i} (seed {r['seed']}, grading {r['grading_seed']}): {r['run_status']}, "
-              f"{r['score']:g}/{r['max_score']:g}, {r['wall_s']:.1f} s", file=log, flush=True)
+        print(
+            f"  {a.name} s{i} (seed {r['seed']}, grading {r['grading_seed']}): {r['run_status']}, "
+            f"{r['score']:g}/{r['max_score']:g}, {r['wall_s']:.1f} s",
+            file=log,
+            flush=True,
+        )
         return r
 
     try:
@@ -438,7 +544,10 @@ def main(argv: list[str] | None = None) -> int:
 
     summaries = []
     for a in specs:
-        runs = sorted((r for (b, _), r in zip(tasks, results, strict=True) if b.name == a.name), key=lambda r: r["index"])
+        runs = sorted(
+            (r for (b, _), r in zip(tasks, results, strict=True) if b.name == a.name),
+            key=lambda r: r["index"],
+        )
         summaries.append(summarize(a, runs))
 
     if not quiet:
@@ -447,11 +556,18 @@ def main(argv: list[str] | None = None) -> int:
             print()
         print(overview(summaries))
         flagged = sum(len(s["flags"]) for s in summaries)
-        print(f"\n{len(tasks)} runs in {elapsed:.0f} s; "
-              + ("no reference fails its spec under any seed" if not flagged else f"{flagged} FLAG(S)"))
+        print(
+            f"\n{len(tasks)} runs in {elapsed:.0f} s; "
+            + (
+                "no reference fails its spec under any seed"
+                if not flagged
+                else f"{flagged} FLAG(S)"
+            )
+        )
     if args.json:
-        data = jsonable({"seeds": args.seeds, "vary": args.vary, "elapsed_s": elapsed,
-                         "assignments": summaries})
+        data = jsonable(
+            {"seeds": args.seeds, "vary": args.vary, "elapsed_s": elapsed, "assignments": summaries}
+        )
         text = json.dumps(data, indent=2)
         if quiet:
             print(text)

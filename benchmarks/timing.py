@@ -45,7 +45,17 @@ ASSIGNMENTS = (
     "mlp_boundary",
     "mlp_boundary_hard",
 )
-PHASES = ("startup", "import", "legacy", "process", "student", "collect", "checks", "other", "total")
+PHASES = (
+    "startup",
+    "import",
+    "legacy",
+    "process",
+    "student",
+    "collect",
+    "checks",
+    "other",
+    "total",
+)
 
 
 def split(timing: dict[str, float]) -> dict[str, float]:
@@ -59,7 +69,11 @@ def split(timing: dict[str, float]) -> dict[str, float]:
         "startup": run - student - collect,
         "import": timing.get("import_s", 0.0),
         "legacy": timing.get("legacy_import_s", 0.0),
-        "process": run - student - collect - timing.get("import_s", 0.0) - timing.get("legacy_import_s", 0.0),
+        "process": run
+        - student
+        - collect
+        - timing.get("import_s", 0.0)
+        - timing.get("legacy_import_s", 0.0),
         "student": student,
         "collect": collect,
         "checks": checks,
@@ -73,7 +87,10 @@ def table(rows: list[list[str]], left: int = 1) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, r in enumerate(rows):
-        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -84,10 +101,28 @@ def pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole > 0 else "-"
 
 
-def render(names: list[str], runs: dict[str, list[dict]], statuses: dict[str, list[str]], repeat: int) -> str:
-    head = ["assignment", "total s", "start-up s", "(TF import)", "(legacy)", "(rest)", "student s", "collect s",
-            "checks s", "other s", "start-up", "student", "collect", "checks", "other", "peak MB",
-            "status"]
+def render(
+    names: list[str], runs: dict[str, list[dict]], statuses: dict[str, list[str]], repeat: int
+) -> str:
+    head = [
+        "assignment",
+        "total s",
+        "start-up s",
+        "(TF import)",
+        "(legacy)",
+        "(rest)",
+        "student s",
+        "collect s",
+        "checks s",
+        "other s",
+        "start-up",
+        "student",
+        "collect",
+        "checks",
+        "other",
+        "peak MB",
+        "status",
+    ]
     if repeat > 1:
         head.insert(2, "total min-max")
     rows = [head]
@@ -151,11 +186,16 @@ def render(names: list[str], runs: dict[str, list[dict]], statuses: dict[str, li
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repeat", type=int, default=1, help="gradings per assignment (default 1)")
-    ap.add_argument("--assignment", action="append", choices=ASSIGNMENTS,
-                    help="restrict to this assignment (repeatable); default: all eight")
+    ap.add_argument(
+        "--assignment",
+        action="append",
+        choices=ASSIGNMENTS,
+        help="restrict to this assignment (repeatable); default: all eight",
+    )
     ap.add_argument("--course", default=None, help="course root (default: this checkout)")
     ap.add_argument("--json", metavar="PATH", help="also write every run's timing as JSON")
     args = ap.parse_args(argv)
@@ -175,25 +215,46 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for k in range(args.repeat):
             for name in names:
-                res = grade_file(specs[name], course.reference(name), runner, options=Options(hide=hide))
+                res = grade_file(
+                    specs[name], course.reference(name), runner, options=Options(hide=hide)
+                )
                 phases = split(res.timing)
-                status = res.run_status if res.score == res.max_score else f"{res.run_status} {res.score:g}/{res.max_score:g}"
+                status = (
+                    res.run_status
+                    if res.score == res.max_score
+                    else f"{res.run_status} {res.score:g}/{res.max_score:g}"
+                )
                 runs[name].append(phases)
                 statuses[name].append(status)
-                raw.append({"assignment": name, "repeat": k, "run_status": res.run_status,
-                            "score": res.score, "max_score": res.max_score, "timing": dict(res.timing)})
-                print(f"  {name} #{k + 1}: {phases['total']:.2f} s ({status})", file=sys.stderr, flush=True)
+                raw.append(
+                    {
+                        "assignment": name,
+                        "repeat": k,
+                        "run_status": res.run_status,
+                        "score": res.score,
+                        "max_score": res.max_score,
+                        "timing": dict(res.timing),
+                    }
+                )
+                print(
+                    f"  {name} #{k + 1}: {phases['total']:.2f} s ({status})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         runner.close()
     elapsed = time.perf_counter() - started
 
-    print(f"== grading time per submission (reference solutions, {args.repeat} run(s) each, "
-          f"one at a time, cold child per run; mean seconds and share of the total)")
+    print(
+        f"== grading time per submission (reference solutions, {args.repeat} run(s) each, "
+        f"one at a time, cold child per run; mean seconds and share of the total)"
+    )
     print(render(names, runs, statuses, args.repeat))
     print(f"\n{len(raw)} gradings in {elapsed:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"repeat": args.repeat, "runs": raw}, indent=2) + "\n",
-                                   encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps({"repeat": args.repeat, "runs": raw}, indent=2) + "\n", encoding="utf-8"
+        )
     return 0
 
 

@@ -1,0 +1,19 @@
+"""The code base lints clean (ruff, configured in pyproject.toml; installed by the test extra)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def ruff(*args):
+    return subprocess.run([sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_ruff_check_and_format():
+    lint = ruff("check", "grader", "tests", "benchmarks")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = ruff("format", "--check", "grader", "tests", "benchmarks")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
