@@ -214,6 +214,17 @@ def check_shapes(
 # --- wiring ------------------------------------------------------------------------------------
 
 
+def _fetched(ev: Evidence, fetch: str) -> np.ndarray | Verdict:
+    """What the student's tensor `fetch` gave on the probe inputs, or the failing verdict."""
+    try:
+        return np.asarray(ev.array(f"fetch:{fetch}"), dtype=np.float64)
+    except Missing:
+        err = ev.facts.get("fetch_errors", {}).get(fetch)
+        if err:
+            return Verdict(0.0, f"could not evaluate `{fetch}` on probe inputs: {err}")
+        raise
+
+
 def describe_model(task) -> str:
     """The reference network in the student's terms, one layer after the other."""
     steps = []
@@ -241,13 +252,9 @@ def check_wiring(
 ) -> Verdict:
     """The reference model function fed the student's weights reproduces the student's own
     `pred` on probe inputs: the layers are wired as the lecture wires them."""
-    try:
-        got = np.asarray(ev.array(f"fetch:{fetch}"), dtype=np.float64)
-    except Missing:
-        err = ev.facts.get("fetch_errors", {}).get(fetch)
-        if err:
-            return Verdict(0.0, f"could not evaluate `{fetch}` on probe inputs: {err}")
-        raise
+    got = _fetched(ev, fetch)
+    if isinstance(got, Verdict):
+        return got
     params = ev.params()
     x = ev.inputs[input]
     try:
@@ -299,13 +306,10 @@ def check_loss_function(
     atol: float = 1e-3,
 ) -> Verdict:
     """`loss`, evaluated on probe inputs and labels, is the lecture's loss of `pred`."""
-    try:
-        got = np.asarray(ev.array(f"fetch:{fetch}"), dtype=np.float64).ravel()
-    except Missing:
-        err = ev.facts.get("fetch_errors", {}).get(fetch)
-        if err:
-            return Verdict(0.0, f"could not evaluate `{fetch}` on probe inputs: {err}")
-        raise
+    got = _fetched(ev, fetch)
+    if isinstance(got, Verdict):
+        return got
+    got = got.ravel()
     outputs = np.asarray(ev.array(f"fetch:{pred}"), dtype=np.float64)
     y = ev.inputs[labels]
     chunks = max(len(got), 1)

@@ -35,6 +35,16 @@ def _jobs_default() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+jobs_option = click.option(
+    "--jobs",
+    "-j",
+    default=_jobs_default,
+    show_default="cores, at most 4",
+    type=click.IntRange(1, 64),
+    help="Submissions graded at once.",
+)
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -226,13 +236,7 @@ def _grade_dir(
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    default=_jobs_default,
-    show_default="cores, at most 4",
-    type=click.IntRange(1, 64),
-)
+@jobs_option
 @click.pass_context
 def grade(
     ctx: click.Context, directory: Path, assignment: str | None, all_: bool, out: Path, jobs: int
@@ -258,13 +262,7 @@ def grade(
 @click.option(
     "--assignment", "-a", "assignments", multiple=True, help="Validate only these (repeatable)."
 )
-@click.option(
-    "--jobs",
-    "-j",
-    default=_jobs_default,
-    show_default="cores, at most 4",
-    type=click.IntRange(1, 64),
-)
+@jobs_option
 @click.pass_context
 def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> None:
     """Check the course itself (what CI runs): every reference scores full marks, every
@@ -291,13 +289,7 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> Non
     type=click.Path(file_okay=False, path_type=Path),
     show_default=True,
 )
-@click.option(
-    "--jobs",
-    "-j",
-    default=_jobs_default,
-    show_default="cores, at most 4",
-    type=click.IntRange(1, 64),
-)
+@jobs_option
 @click.pass_context
 def demo(ctx: click.Context, out: Path, jobs: int) -> None:
     """Grade the bundled example class (correct, partly correct and broken submissions).
