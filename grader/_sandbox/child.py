@@ -284,6 +284,20 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
             return tfc.value_of(value)
         return value
 
+    def store(name, value):
+        """Keep `value` as a plain numeric array, or say in `missing` why it cannot be."""
+        try:
+            if isinstance(value, (list, tuple)):  # a loss record: a list of numbers or tensors
+                value = [resolve(v) for v in value]
+            arr = _to_array(np, resolve(value))
+        except Exception as exc:  # noqa: BLE001
+            missing[name] = str(exc)[:300]
+            return
+        if arr is None:
+            missing[name] = "not a numeric array or variable"
+        else:
+            arrays[name] = arr
+
     for name in collect.get("placeholders", []):
         if name not in ns:
             missing[name] = "not defined"
@@ -301,32 +315,13 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
             full = name if key is None else f"{name}.{key}"
             if tfc is not None and tfc.is_tensorish(item):
                 facts["declared_shapes"][full] = tfc.static_shape(item)
-            try:
-                arr = _to_array(np, resolve(item))
-            except Exception as exc:  # noqa: BLE001
-                missing[full] = str(exc)[:300]
-                continue
-            if arr is None:
-                missing[full] = "not a numeric array or variable"
-            else:
-                arrays[full] = arr
+            store(full, item)
 
     for name in collect.get("records", []) + collect.get("arrays", []):
         if name not in ns:
             missing[name] = "not defined"
-            continue
-        try:
-            value = ns[name]
-            if isinstance(value, (list, tuple)):
-                value = [resolve(v) for v in value]
-            arr = _to_array(np, resolve(value))
-        except Exception as exc:  # noqa: BLE001
-            missing[name] = _short(exc)
-            continue
-        if arr is None:
-            missing[name] = "not numeric"
         else:
-            arrays[name] = arr
+            store(name, ns[name])
 
     for fetch in collect.get("fetches", []):
         name = fetch["name"]
