@@ -120,12 +120,15 @@ def test_grade_a_class(tmp_path):
     shutil.copy(CORPUS / "broken" / "recursion_syntax_error.py", cls / "cy" / "recursion.py")
     shutil.copy(ROOT / "reference" / "intro_numpy.py", cls / "ada" / "intro_numpy.py")
     shutil.copy(CORPUS / "broken" / "intro_os_exit.py", cls / "cy" / "intro_numpy.py")
+    (cls / "dee" / "recursion").mkdir(parents=True)  # nbgrader's submitted/<student>/<assignment>/
+    shutil.copy(ROOT / "templates" / "recursion.ipynb", cls / "dee" / "recursion" / "mine.ipynb")
     out_dir = tmp_path / "out"
     out = grader("grade", cls, "--all", "--out", out_dir, "--jobs", "2")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "gradebook:" in out.stdout
     rows = {r["student"]: r for r in csv.DictReader((out_dir / "gradebook.csv").open())}
-    assert set(rows) == {"ada", "bob", "cy"}
+    assert set(rows) == {"ada", "bob", "cy", "dee"}
+    assert rows["dee"]["recursion:status"] == "blanks"
     assert float(rows["ada"]["recursion:total"]) == 10
     assert float(rows["bob"]["recursion:total"]) == 5
     assert float(rows["bob"]["recursion:memoization"]) == 0
