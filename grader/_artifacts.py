@@ -37,6 +37,9 @@ _DICT_FIELDS = (
 
 def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Validated (facts, arrays) from a run's output folder."""
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        # The child owns its scratch folder: a link there could point the grader at any file.
+        raise ArtifactError("the output folder is missing or is a link")
     manifest_path = out_dir / "manifest.json"
     arrays_path = out_dir / "arrays.npz"
     if not manifest_path.is_file() or manifest_path.is_symlink():

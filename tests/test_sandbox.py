@@ -174,3 +174,17 @@ def test_same_submission_same_score(course, runner, hide):
     second = grade_file(spec, path, runner, options=Options(hide=hide))
     assert first.score == second.score == first.max_score
     assert [c.message for c in first.checks] == [c.message for c in second.checks]
+
+
+def test_output_folder_linked_elsewhere_is_refused(runner):
+    """The child owns its scratch folder; pointing `out` at another folder reads nothing."""
+    out = runner.run(
+        job(
+            f"""
+            import os
+            os.symlink({str(ROOT / "tests" / "corpus")!r}, "out")
+            os._exit(0)
+            """
+        )
+    )
+    assert out.status == "crash" and "could not be read" in out.message
