@@ -53,17 +53,7 @@ def probe_inputs(assignment: Assignment) -> dict[str, np.ndarray]:
     return {"probe_x": x.astype(np.float32), "probe_y": y.astype(np.float32)}
 
 
-def _collect_spec(assignment: Assignment) -> dict:
-    collect = dict(assignment.collect)
-    fetches = []
-    for fetch in collect.get("fetches", []):
-        feeds = fetch.get("feeds", {})
-        fetches.append({"name": fetch["name"], "feeds": dict(feeds)})
-    collect["fetches"] = fetches
-    return collect
-
-
-def _all_failed(assignment: Assignment, checks, reason: str, status: str = "failed") -> tuple:
+def _all_failed(checks, reason: str, status: str = "failed") -> tuple:
     return tuple(
         CheckResult(c.name, c.check, status, 0.0, c.points, reason, visibility=c.visibility)
         for c in checks
@@ -108,16 +98,14 @@ def grade_file(
     try:
         source = _submission.load(path)
     except SubmissionError as exc:
-        return finish(
-            "unreadable", _all_failed(assignment, checks, FATAL["unreadable"]), [str(exc)]
-        )
+        return finish("unreadable", _all_failed(checks, FATAL["unreadable"]), [str(exc)])
 
     blanks = _submission.find_blanks(source)
     if blanks:
         reason = f"{FATAL['blanks']} ({len(blanks)})"
         return finish(
             "blanks",
-            _all_failed(assignment, checks, reason),
+            _all_failed(checks, reason),
             [b.message for b in blanks],
             source.notes,
         )
@@ -125,7 +113,7 @@ def grade_file(
     if syntax:
         return finish(
             "syntax",
-            _all_failed(assignment, checks, FATAL["syntax"]),
+            _all_failed(checks, FATAL["syntax"]),
             [syntax.message],
             source.notes,
         )
@@ -135,7 +123,7 @@ def grade_file(
         display_name=path.name,
         code=source.code,
         where=source.where,
-        collect=_collect_spec(assignment),
+        collect=assignment.collect,
         inputs=inputs,
         seed=assignment.seed,
         tensorflow=assignment.api == "tf1" and _submission.mentions(source, "tensorflow"),
@@ -151,7 +139,7 @@ def grade_file(
         status = "error" if outcome.status == "sandbox_error" else "failed"
         return finish(
             outcome.status,
-            _all_failed(assignment, checks, FATAL[outcome.status], status),
+            _all_failed(checks, FATAL[outcome.status], status),
             [outcome.message],
             source.notes,
             log,
@@ -235,7 +223,7 @@ def missing_result(sub: Submission) -> SubmissionResult:
         student=sub.student,
         file="",
         run_status="missing",
-        checks=_all_failed(sub.assignment, sub.assignment.checks, "no submission"),
+        checks=_all_failed(sub.assignment.checks, "no submission"),
         problems=(f"no {sub.assignment.name}.py or {sub.assignment.name}.ipynb submitted",),
     )
 
@@ -268,9 +256,7 @@ def grade_many(
                     student=sub.student,
                     file=str(sub.path),
                     run_status="grader_error",
-                    checks=_all_failed(
-                        sub.assignment, sub.assignment.checks, f"the grader failed: {exc}", "error"
-                    ),
+                    checks=_all_failed(sub.assignment.checks, f"the grader failed: {exc}", "error"),
                     problems=(
                         f"the grader failed on this submission: {type(exc).__name__}: {exc}",
                     ),

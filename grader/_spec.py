@@ -126,6 +126,7 @@ def load_assignment(path: Path) -> Assignment:
     for key in collect:
         if key not in COLLECT_KEYS:
             raise SpecError(f"{where}: unknown key [collect].{key}; known: {sorted(COLLECT_KEYS)}")
+    _validate_collect(collect, where)
 
     task = Task.from_spec(data["task"], where) if "task" in data else None
 
@@ -173,6 +174,33 @@ def load_assignment(path: Path) -> Assignment:
         checks=tuple(checks),
         description=data.get("description", ""),
     )
+
+
+# What each entry of a [collect] list must hold: required keys, and the optional ones.
+_COLLECT_ENTRIES = {
+    "fetches": ({"name", "feeds"}, set()),
+    "calls": ({"id", "function", "args"}, {"setup"}),
+    "call_counts": ({"function", "n"}, {"setup", "cap_per_n"}),
+}
+
+
+def _validate_collect(collect: dict[str, Any], where: str) -> None:
+    for key, value in collect.items():
+        if not isinstance(value, list):
+            raise SpecError(f"{where}: [collect].{key} must be an array")
+        required, optional = _COLLECT_ENTRIES.get(key, (None, None))
+        for i, entry in enumerate(value):
+            at = f"{where}: [collect].{key}[{i}]"
+            if required is None:
+                if not isinstance(entry, str):
+                    raise SpecError(f"{at} must be a variable name (a string)")
+                continue
+            if not isinstance(entry, dict):
+                raise SpecError(f"{at} must be a table")
+            if missing := required - set(entry):
+                raise SpecError(f"{at}: missing {sorted(missing)}")
+            if unknown := set(entry) - required - optional:
+                raise SpecError(f"{at}: unknown {sorted(unknown)}")
 
 
 def _validate_params(fn, params: dict[str, Any], at: str) -> None:

@@ -158,6 +158,22 @@ def test_unknown_collect_key(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "new, fragments",
+    [
+        ('params = "weights"', ["[collect].params must be an array"]),
+        ("params = [3]", ["[collect].params[0] must be a variable name"]),
+        ('fetches = [{ name = "pred" }]', ["[collect].fetches[0]: missing ['feeds']"]),
+        (
+            'calls = [{ id = "a", function = "f", args = [], retries = 2 }]',
+            ["[collect].calls[0]: unknown ['retries']"],
+        ),
+    ],
+)
+def test_malformed_collect_entries(tmp_path, new, fragments):
+    spec_error(tmp_path, edit('params = ["weights"]', new), *fragments)
+
+
 def test_unknown_task_key(tmp_path):
     spec_error(
         tmp_path,
