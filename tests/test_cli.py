@@ -120,6 +120,18 @@ def test_grade_a_class(tmp_path):
     shutil.copy(CORPUS / "broken" / "recursion_syntax_error.py", cls / "cy" / "recursion.py")
     shutil.copy(ROOT / "reference" / "intro_numpy.py", cls / "ada" / "intro_numpy.py")
     shutil.copy(CORPUS / "broken" / "intro_os_exit.py", cls / "cy" / "intro_numpy.py")
+    (cls / "eve").mkdir()  # tries to read another student's file
+    peek = (
+        "import sys\n"
+        "try:\n"
+        f"    open({str(cls / 'bob' / 'recursion.py')!r}).read()\n"
+        "    sys.exit('could read bob')\n"
+        "except FileNotFoundError:\n"
+        "    pass\n"
+    )
+    (cls / "eve" / "recursion.py").write_text(
+        peek + (ROOT / "reference" / "recursion.py").read_text()
+    )
     (cls / "dee" / "recursion").mkdir(parents=True)  # nbgrader's submitted/<student>/<assignment>/
     shutil.copy(ROOT / "templates" / "recursion.ipynb", cls / "dee" / "recursion" / "mine.ipynb")
     out_dir = tmp_path / "out"
@@ -127,7 +139,9 @@ def test_grade_a_class(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "gradebook:" in out.stdout
     rows = {r["student"]: r for r in csv.DictReader((out_dir / "gradebook.csv").open())}
-    assert set(rows) == {"ada", "bob", "cy", "dee"}
+    assert set(rows) == {"ada", "bob", "cy", "dee", "eve"}
+    assert rows["eve"]["recursion:status"] == "completed"  # other students were not readable
+    assert float(rows["eve"]["recursion:total"]) == 10
     assert rows["dee"]["recursion:status"] == "blanks"
     assert float(rows["ada"]["recursion:total"]) == 10
     assert float(rows["bob"]["recursion:total"]) == 5
