@@ -45,7 +45,7 @@ import numpy as np
 
 from grader._checks import REGISTRY, Evidence, Missing
 from grader._course import find_course
-from grader._pipeline import Options, grade_file, probe_inputs
+from grader._pipeline import Options, data_for, grade_file, probe_inputs
 from grader._sandbox.runner import ColdRunner
 
 TF_ASSIGNMENTS = (
@@ -55,6 +55,7 @@ TF_ASSIGNMENTS = (
     "mlp_boundary",
     "mlp_boundary_hard",
     "linear_regression",
+    "mnist_mlp",
 )
 GRADING_STRIDE = 101  # grading_seed + 1..3 are used by the checks: keep the runs' draws apart
 
@@ -112,9 +113,30 @@ def fig_boundary(ev: Evidence, p: dict) -> list[dict]:
     ]
 
 
+def fig_accuracy(ev: Evidence, p: dict) -> list[dict]:
+    key = ev.data.dataset.key
+    pred = ev.task.predict_class(ev.params(), ev.task.features(ev.data.heldout_x))
+    acc = float(np.mean(pred == ev.data.heldout_y))
+    limit = float(p["minimum"].get(key, math.nan))
+    return [
+        dict(
+            figure=f"held-out accuracy ({key})",
+            value=acc,
+            spec=f">= {limit:.1%}",
+            limit=limit,
+            sense="min",
+            pct=True,
+        )
+    ]
+
+
 def fig_loss_decrease(ev: Evidence, p: dict) -> list[dict]:
     params = ev.params()
-    _, x, y = ev.task.dataset(p["n"], ev.assignment.grading_seed + 1)
+    if ev.data is not None:
+        x = ev.task.features(ev.data.heldout_x[: p["n"]])
+        y = ev.task.onehot(ev.data.heldout_y[: p["n"]])
+    else:
+        _, x, y = ev.task.dataset(p["n"], ev.assignment.grading_seed + 1)
     rng = np.random.default_rng(ev.assignment.grading_seed + 2)
     init = {
         k: rng.normal(0.0, ev.task.init_stddev, size=v.shape).astype(np.float64)
@@ -195,6 +217,7 @@ def fig_loss_function(ev: Evidence, p: dict) -> list[dict]:
 
 
 FIGURES = {
+    "accuracy": fig_accuracy,
     "decision_boundary": fig_boundary,
     "loss_decrease": fig_loss_decrease,
     "parameters": fig_parameters,
@@ -251,7 +274,7 @@ def run_one(course, runner, a, i: int, vary: str, hide: tuple[str, ...]) -> dict
     outcome = cap.outcome
     ev = None
     if outcome is not None and outcome.arrays:
-        ev = Evidence(spec, outcome.arrays, outcome.facts, probe_inputs(spec))
+        ev = Evidence(spec, outcome.arrays, outcome.facts, probe_inputs(spec), data_for(spec))
     by_name = {c.name: c for c in spec.checks}
     for c in res.checks:
         entry = {

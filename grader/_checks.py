@@ -39,6 +39,7 @@ class Verdict:
     message: str
     expected: str | None = None
     got: str | None = None
+    skipped: bool = False  # could not be checked here (data absent): never counted as passed
 
     @property
     def passed(self) -> bool:
@@ -57,14 +58,19 @@ class Evidence:
     arrays: dict[str, np.ndarray]
     facts: dict[str, Any]
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    data: Any = None  # the data set's Splits for an image assignment (held-out set: here only)
 
     @property
     def task(self):
         return self.assignment.task
 
     def array(self, name: str) -> np.ndarray:
-        if name in self.arrays:
-            return self.arrays[name]
+        """An artifact by name; `a|b` names alternatives (the notes call one layer `hidden` in
+        one lecture and `hidden1` in another): the first one present is taken."""
+        for alt in name.split("|"):
+            if alt in self.arrays:
+                return self.arrays[alt]
+        name = name.split("|")[0]
         reason = self.facts.get("missing", {}).get(name) or self.facts.get("missing", {}).get(
             name.split(".")[0].split(":")[-1]
         )
@@ -78,6 +84,7 @@ class Evidence:
 
 def show(name: str) -> str:
     """An artifact name in the student's terms: `weights.output` -> `weights['output']`."""
+    name = name.split("|")[0]
     for prefix in ("fetch:", "call:", "var:"):
         if name.startswith(prefix):
             return f"`{name[len(prefix) :]}`"
@@ -190,18 +197,19 @@ def check_shapes(
 
     declared = ev.facts.get("declared_shapes", {})
     for name, spec in (arrays or {}).items():
-        if name in ev.arrays:
-            shape = tuple(ev.arrays[name].shape)
-        elif isinstance(declared.get(name), list):
-            shape = tuple(declared[name])  # defined, though never trained: its shape still counts
+        alternatives = name.split("|")
+        trained = [a for a in alternatives if a in ev.arrays]
+        defined = [a for a in alternatives if isinstance(declared.get(a), list)]
+        if trained:
+            compare(show(trained[0]), tuple(ev.arrays[trained[0]].shape), spec)
+        elif defined:  # defined, though never trained: its shape still counts
+            compare(show(defined[0]), tuple(declared[defined[0]]), spec)
         else:
+            total += 1
             try:
                 ev.array(name)
             except Missing as exc:
-                total += 1
                 problems.append(str(exc))
-                continue
-        compare(show(name), shape, spec)
 
     if total == 0:
         return Verdict(0.0, "nothing to check (spec lists no shapes)")
@@ -236,7 +244,7 @@ def describe_model(task) -> str:
             expr += f" + {show(layer.bias)}"
         if layer.activation != "linear":
             expr = f"{layer.activation}({expr})"
-        src = layer.weight.split(".")[-1]
+        src = layer.weight.split("|")[0].split(".")[-1]
         steps.append(f"{src} = {expr}")
     return "; ".join(steps)
 
@@ -353,7 +361,11 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             f"try a smaller learning rate (LR)",
             got="NaN",
         )
-    _, x, y = ev.task.dataset(n, ev.assignment.grading_seed + 1)
+    if ev.data is not None:  # an image assignment: the held-out images the sandbox never saw
+        x = ev.task.features(ev.data.heldout_x[:n])
+        y = ev.task.onehot(ev.data.heldout_y[:n])
+    else:
+        _, x, y = ev.task.dataset(n, ev.assignment.grading_seed + 1)
     rng = np.random.default_rng(ev.assignment.grading_seed + 2)
     init = {
         k: rng.normal(0.0, ev.task.init_stddev, size=v.shape).astype(np.float64)
@@ -364,12 +376,17 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
         start = ev.task.loss_value(ev.task.forward(init, x), y)
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    record, own_fell = "", False
+    record, own_fell, blew_up = "", False, False
     for rec in ev.assignment.collect.get("records", []):
         if rec in ev.arrays and ev.arrays[rec].size >= 2:
             r = ev.arrays[rec].ravel().astype(float)
             record = f" (your `{rec}` went from {r[0]:.4g} to {r[-1]:.4g})"
-            own_fell = bool(np.isfinite(r[-1]) and r[-1] <= max_ratio * r[0])
+            own_fell = bool(np.isfinite(r[-1]) and r[-1] <= max_ratio * min(r[0], start))
+            own_peak = float(np.nanmax(r)) if np.isfinite(np.nanmax(r)) else np.inf
+            if own_peak > 2 * start:
+                record = f" (your `{rec}` rose to {own_peak:.4g} on the way)"
+                blew_up = True
+            break  # the first record (the training loss) tells the story
     if not np.isfinite(final) or final > 1e6 * max(start, 1e-12):
         return Verdict(
             0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}"
@@ -383,7 +400,9 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             1.0,
             f"the loss fell from {start:.4g} at initialization to {final:.4g} after training{record}",
         )
-    if own_fell:
+    if blew_up:
+        hint = " The training loss jumped up: the learning rate (LR) is probably too high."
+    elif own_fell:
         hint = (
             " Your own loss fell, so the network you trained is not the lecture's network on "
             "the lecture's labels: see the wiring and label checks."
@@ -471,6 +490,74 @@ def check_decision_boundary(
         f"{text}; expected at least {minimum:.1%}",
         expected=f">= {minimum:.1%}",
         got=f"{got:.1%}",
+    )
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@check("records")
+def check_records(ev: Evidence, *, names: list[str], min_length: int = 2) -> Verdict:
+    """The loss records the notes keep (for the student's own plots) exist, have the same
+    number of finite entries, at least `min_length`. Feedback on completeness only: the
+    grader never takes a learning result from them."""
+    problems, lengths = [], []
+    for name in names:
+        try:
+            rec = np.asarray(ev.array(name), dtype=np.float64).ravel()
+        except Missing as exc:
+            problems.append(str(exc))
+            continue
+        lengths.append(len(rec))
+        if len(rec) < min_length:
+            problems.append(f"{show(name)} has {len(rec)} entries; expected at least {min_length}")
+        elif not np.all(np.isfinite(rec)):
+            problems.append(f"{show(name)} contains NaN or infinity")
+    if not problems and len(set(lengths)) > 1:
+        problems.append(
+            ", ".join(f"{show(n)} has {k}" for n, k in zip(names, lengths, strict=True))
+            + " entries; record them at the same iterations"
+        )
+    if problems:
+        return Verdict(0.0, "\n".join(problems))
+    return Verdict(1.0, f"{' and '.join(show(n) for n in names)}: {lengths[0]} entries each")
+
+
+# --- accuracy ----------------------------------------------------------------------------------
+
+
+@check("accuracy", needs_task=True)
+def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
+    """Accuracy of the student's weights in the grader's own rebuild of the network, on the
+    held-out test set the sandbox never saw. `minimum` is per data set (`mnist`,
+    `mnist-embedded`, ...), calibrated against the reference on the same data."""
+    if ev.data is None:
+        return Verdict(0.0, "data not available", skipped=True)
+    ds = ev.data.dataset
+    if ds.key not in minimum:
+        return Verdict(0.0, f"no accuracy threshold is set for {ds.name}", skipped=True)
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    try:
+        pred = ev.task.predict_class(params, ev.task.features(ev.data.heldout_x))
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    acc = float(np.mean(pred == ev.data.heldout_y))
+    want = minimum[ds.key]
+    text = f"accuracy {acc:.1%} on {len(pred)} held-out images of {ds.name}"
+    if acc >= want:
+        return Verdict(1.0, text, expected=f">= {want:.1%}", got=f"{acc:.1%}")
+    common = np.bincount(pred, minlength=ev.task.classes)
+    hint = ""
+    if common.max() > 0.5 * len(pred):
+        hint = f"; it predicts {int(np.argmax(common))} for {common.max() / len(pred):.0%} of the images"
+    return Verdict(
+        0.0,
+        f"{text}; expected at least {want:.1%}{hint}",
+        expected=f">= {want:.1%}",
+        got=f"{acc:.1%}",
     )
 
 

@@ -194,6 +194,8 @@ def find_mnist(explicit: str | Path | None = None) -> Dataset:
     if named:
         path = Path(named)
         if path.is_dir():
+            if "fashion" in path.resolve().as_posix().lower():  # thresholds differ per data set
+                return load_idx_folder(path, key="fashion-mnist", name="Fashion-MNIST (IDX files)")
             return load_idx_folder(path, key="mnist", name="MNIST (IDX files)")
         if path.is_file():
             return load_keras_npz(path, key="mnist", name="MNIST (mnist.npz)")

@@ -10,6 +10,8 @@ a pure function of the spec and the check results. No stage imports a later one.
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,11 +38,51 @@ FATAL = {
 }
 
 
-def probe_inputs(assignment: Assignment) -> dict[str, np.ndarray]:
-    """Public probe inputs for the wiring and loss checks, drawn with the grader's seed."""
+@functools.lru_cache(maxsize=4)
+def _splits(name: str, source: str | None):
+    from ._data import find_mnist, make_splits
+
+    return make_splits(find_mnist(source))
+
+
+def data_for(assignment: Assignment):
+    """The data set splits of an image assignment (loaded once per process), or None."""
+    from ._data import ENV_MNIST
+
+    task = assignment.task
+    if task is None or task.data is None:
+        return None
+    return _splits(task.data, os.environ.get(ENV_MNIST))
+
+
+def served(splits) -> dict[str, dict[str, np.ndarray]]:
+    """What the sandbox may see of a data set: the training and validation splits only."""
+    if splits is None:
+        return {}
+    return {
+        "mnist": {
+            "train_x": splits.train_x,
+            "train_y": splits.train_y,
+            "valid_x": splits.valid_x,
+            "valid_y": splits.valid_y,
+        }
+    }
+
+
+def probe_inputs(assignment: Assignment, splits=None) -> dict[str, np.ndarray]:
+    """Public probe inputs for the wiring and loss checks: points drawn with the grader's seed,
+    or, for an image assignment, images of the validation split the sandbox sees anyway."""
     task = assignment.task
     if task is None:
         return {}
+    if task.data is not None:
+        splits = splits if splits is not None else data_for(assignment)
+        n = min(task.probes, len(splits.valid_x))
+        x = task.features(splits.valid_x[:n])
+        return {
+            "probe_x": x.astype(np.float32),
+            "probe_y": task.onehot(splits.valid_y[:n]).astype(np.float32),
+        }
     rng = np.random.default_rng(assignment.grading_seed)
     points = task.generator.sample(task.probes, rng)
     x = task.features(points)
@@ -84,7 +126,9 @@ def grade_file(
     def finish(run_status, results, problems=(), notes=(), log="", timing=None, isolation=()):
         timing = dict(timing or {})
         timing["total_s"] = time.perf_counter() - started
+        splits = data_for(assignment)
         return SubmissionResult(
+            data=splits.describe() if splits is not None else {},
             run_status=run_status,
             checks=tuple(results),
             problems=tuple(problems),
@@ -118,7 +162,8 @@ def grade_file(
             source.notes,
         )
 
-    inputs = probe_inputs(assignment)
+    splits = data_for(assignment)
+    inputs = probe_inputs(assignment, splits)
     job = Job(
         display_name=path.name,
         code=source.code,
@@ -131,6 +176,7 @@ def grade_file(
         memory_mb=assignment.limits.memory_mb,
         call_timeout_s=assignment.limits.call_timeout_s,
         hide=options.hide,
+        datasets=served(splits),
     )
     outcome = runner.run(job)
     log = outcome.stdout
@@ -149,7 +195,7 @@ def grade_file(
     problems = [outcome.message] if outcome.message else []
     if outcome.facts.get("collect_error"):
         problems.append(f"collecting results failed: {outcome.facts['collect_error']}")
-    evidence = Evidence(assignment, outcome.arrays, outcome.facts, inputs)
+    evidence = Evidence(assignment, outcome.arrays, outcome.facts, inputs, splits)
     t0 = time.perf_counter()
     results = [_run_check(c, evidence) for c in checks]
     timing = dict(outcome.timing)
@@ -174,6 +220,16 @@ def _run_check(spec, evidence: Evidence) -> CheckResult:
             visibility=spec.visibility,
         )
     score = max(0.0, min(1.0, float(verdict.score)))
+    if verdict.skipped:  # could not be checked here: says so, never counts as passed
+        return CheckResult(
+            spec.name,
+            spec.check,
+            "skipped",
+            0.0,
+            spec.points,
+            verdict.message,
+            visibility=spec.visibility,
+        )
     return CheckResult(
         spec.name,
         spec.check,

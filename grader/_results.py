@@ -46,6 +46,7 @@ class SubmissionResult:
     log: str = ""
     timing: dict[str, float] = field(default_factory=dict)
     isolation: tuple[str, ...] = ()
+    data: dict = field(default_factory=dict)  # which data set graded it: name, sizes, checksum
 
     @property
     def score(self) -> float:
@@ -60,6 +61,12 @@ class SubmissionResult:
         lines = [f"{self.assignment}: {self.score:g} / {self.max_score:g}"]
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"note: {n}" for n in self.notes]
+        if self.data:
+            d = self.data
+            lines.append(
+                f"data: {d['name']} ({d['served_train']} training and {d['served_validation']} "
+                f"validation images served; {d['heldout']} held out for grading; sha256 {d['sha256']})"
+            )
         tests = []
         for c in self.checks:
             output = c.message
@@ -94,6 +101,7 @@ class SubmissionResult:
                 "run_status": self.run_status,
                 "timing": self.timing,
                 "isolation": list(self.isolation),
+                "data": self.data,
                 "log": self.log,
             },
         }

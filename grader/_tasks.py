@@ -40,6 +40,8 @@ class Generator:
         return (self.boundary(points[:, 0], points[:, 1]) >= 0).astype(np.int64)
 
 
+DATASETS = ("mnist",)
+
 GENERATORS: dict[str, Generator] = {
     # seed 004, Perceptron: x1 = 8*rand, x2 = 7*rand - 4, g = 0.8*x1 + x2 - 3
     "halfplane": Generator(
@@ -87,22 +89,31 @@ class Layer:
 class Task:
     """What the trusted side knows of an assignment's problem (spec table `[task]`)."""
 
-    generator: Generator
+    generator: Generator | None  # the lecture's generator, or None for an image data set
     layers: tuple[Layer, ...]
     input: str = "raw"  # "raw", or "bias_column" (a column of ones first, as the perceptron)
     labels: str = "binary"  # "binary" (m, 1) of 0/1, "onehot" (m, 2) [C0, C1], "regression"
     loss: str = "sigmoid_ce"  # "sigmoid_ce", "softmax_ce", "mse"
     init_stddev: float = 0.1
     probes: int = 200
+    data: str | None = None  # "mnist": images served to the sandbox, held-out set kept here
+    classes: int = 2
 
     @classmethod
     def from_spec(cls, data: dict, where: str) -> Task:
-        known = {"generator", "layers", "input", "labels", "loss", "init_stddev", "probes"}
+        known = {"generator", "data", "layers", "input", "labels", "loss", "init_stddev", "probes"}
         for key in data:
             if key not in known:
                 raise SpecError(f"{where}: unknown key [task].{key}; known: {sorted(known)}")
         gen = data.get("generator")
-        if gen not in GENERATORS:
+        if "data" in data:
+            if data["data"] not in DATASETS:
+                raise SpecError(
+                    f"{where}: [task].data = {data['data']!r}; known: {sorted(DATASETS)}"
+                )
+            if gen is not None:
+                raise SpecError(f"{where}: [task] takes a generator or a data set, not both")
+        elif gen not in GENERATORS:
             raise SpecError(f"{where}: [task].generator = {gen!r}; known: {sorted(GENERATORS)}")
         layers = []
         for i, layer in enumerate(data.get("layers", [])):
@@ -118,7 +129,7 @@ class Task:
             if layers[-1].op not in ("matmul", "scale"):
                 raise SpecError(f"{where}: [task].layers[{i}].op must be 'matmul' or 'scale'")
         choices = {
-            "input": ("raw", "bias_column"),
+            "input": ("raw", "bias_column", "pixels"),
             "labels": ("binary", "onehot", "regression"),
             "loss": ("sigmoid_ce", "softmax_ce", "mse"),
         }
@@ -128,17 +139,25 @@ class Task:
         rest = {
             k: data[k] for k in ("input", "labels", "loss", "init_stddev", "probes") if k in data
         }
+        if "data" in data:
+            return cls(None, tuple(layers), data=data["data"], classes=10, **rest)
         return cls(generator=GENERATORS[gen], layers=tuple(layers), **rest)
 
     # -- data -------------------------------------------------------------------------------
 
     def features(self, points: np.ndarray) -> np.ndarray:
-        """Raw generator points as the network's input (the perceptron adds its bias column)."""
+        """Raw generator points as the network's input (the perceptron adds its bias column);
+        uint8 images as the lecture feeds them, flattened and scaled to [0, 1]."""
+        if self.input == "pixels":
+            return points.reshape(len(points), -1).astype(np.float64) / 255.0
         if self.input == "bias_column":
             return np.column_stack([np.ones(len(points)), points])
         if self.labels == "regression":
             return points[:, 0]
         return points
+
+    def onehot(self, labels: np.ndarray) -> np.ndarray:
+        return np.eye(self.classes)[np.asarray(labels, dtype=np.int64)]
 
     def targets(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Labels in the assignment's format for generator points."""

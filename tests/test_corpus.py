@@ -19,6 +19,39 @@ pytestmark = pytest.mark.slow
 EXPECTED = {
     "lecture/perceptron.py": ("perceptron", "completed", 10, {}),
     "lecture/mlp_boundary.py": ("mlp_boundary", "completed", 10, {}),
+    "lecture/mnist_mlp_seed000.py": (
+        "mnist_mlp",
+        "completed",
+        10,
+        {"loss records": r"`loss_record_train` was not produced by your code: not defined"},
+    ),
+    "broken/mnist_never_trained.py": (
+        "mnist_mlp",
+        "completed",
+        5,
+        {
+            "accuracy": r"accuracy 1\d\.\d% on 1000 held-out images of MNIST, embedded default",
+            "loss decrease": r"Did the training loop run `optm`\?",
+        },
+    ),
+    "broken/mnist_lr_too_high.py": (
+        "mnist_mlp",
+        "completed",
+        5,
+        {
+            "accuracy": r"it predicts \d for 100% of the images",
+            "loss decrease": r"the learning rate \(LR\) is probably too high",
+        },
+    ),
+    "broken/mnist_sigmoid_claims_relu.py": (
+        "mnist_mlp",
+        "completed",
+        5,
+        {
+            "wiring": r"hidden = relu\(x @ `weights\['hidden'\]`",
+            "accuracy": r"expected at least 88\.0%",
+        },
+    ),
     "good/perceptron_compat_v1_and_operators.py": ("perceptron", "completed", 10, {}),
     "good/mlp_wider_hidden_layer.py": ("mlp_boundary", "completed", 10, {}),
     "good/linreg_none_batch.py": ("linear_regression", "completed", 10, {}),

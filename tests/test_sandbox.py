@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import textwrap
 
+import numpy as np
 import pytest
 
 from grader._sandbox.runner import Job
@@ -188,3 +189,42 @@ def test_output_folder_linked_elsewhere_is_refused(runner):
         )
     )
     assert out.status == "crash" and "could not be read" in out.message
+
+
+def test_lecture_data_entry_points_are_served_offline(course, runner):
+    """input_data.read_data_sets and keras' mnist.load_data() work offline, give the served
+    splits, and `mnist.test` / `(x_test, y_test)` is the validation split, not the held-out."""
+    from grader._pipeline import data_for, served
+
+    splits = data_for(course.assignment("mnist_mlp"))
+    out = runner.run(
+        job(
+            """
+            import tensorflow as tf
+            from tensorflow.examples.tutorials.mnist import input_data
+            mnist = input_data.read_data_sets("MNIST_data/", one_hot=True)
+            batch_x, batch_y = mnist.train.next_batch(50)
+            (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
+            result = [mnist.train.images.shape[0], mnist.test.images.shape[0], batch_x.shape[1],
+                      batch_y.shape[1], float(mnist.train.images.max()), x_train.shape[0],
+                      x_test.shape[0], int(x_test.max())]
+            """,
+            tensorflow=True,
+            datasets=served(splits),
+            timeout_s=120,
+            memory_mb=3072,
+        )
+    )
+    assert out.status == "completed", out.message + out.stderr[-2000:]
+    n_train, n_valid = len(splits.train_x), len(splits.valid_x)
+    assert out.arrays["result"].tolist() == [n_train, n_valid, 784, 10, 1.0, n_train, n_valid, 255]
+
+
+def test_served_data_never_holds_the_heldout_set(course):
+    from grader._pipeline import data_for, served
+
+    splits = data_for(course.assignment("mnist_mlp"))
+    data = served(splits)["mnist"]
+    assert set(data) == {"train_x", "train_y", "valid_x", "valid_y"}
+    seen = {row.tobytes() for row in np.concatenate([data["train_x"], data["valid_x"]])}
+    assert not any(row.tobytes() in seen for row in splits.heldout_x)

@@ -211,6 +211,10 @@ def main(jobdir: str) -> int:
     from . import legacy
 
     legacy.install(code)
+    if job.get("datasets"):
+        from . import datasets
+
+        datasets.install(job["datasets"], code)
     facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
     where = job["where"]
     namespace: dict = {

@@ -51,6 +51,7 @@ class Job:
     memory_mb: int
     call_timeout_s: float = 10.0
     hide: tuple[str, ...] = ()
+    datasets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # public splits only
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ class ColdRunner:
         (jobdir / "submission.py").write_text(job.code, encoding="utf-8")
         if job.inputs:
             np.savez(jobdir / "inputs.npz", **job.inputs)
+        for name, arrays in job.datasets.items():
+            np.savez(jobdir / f"data_{name}.npz", **arrays)
         spec = {
             "display_name": job.display_name,
             "code_file": "submission.py",
@@ -194,6 +197,7 @@ class ColdRunner:
             "tensorflow": job.tensorflow,
             "collect": job.collect,
             "call_timeout_s": job.call_timeout_s,
+            "datasets": {name: f"data_{name}.npz" for name in job.datasets},
             "isolation": {
                 "hide": list(job.hide),
                 "uid": slot_uid,
