@@ -62,9 +62,16 @@ class _Group(click.Group):
     help="Course folder (with assignments/, reference/, templates/). Default: $GRADER_COURSE, "
     "else the nearest folder above the working directory that has assignments/.",
 )
+@click.option(
+    "--mnist",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="MNIST to grade with: a Keras mnist.npz, or a folder of the original IDX files. "
+    "Default: $GRADER_MNIST, else the Keras cache, else the embedded 5,000 real digits.",
+)
 @click.version_option(package_name="grader")
 @click.pass_context
-def main(ctx: click.Context, course: Path | None) -> None:
+def main(ctx: click.Context, course: Path | None, mnist: Path | None) -> None:
     """Grade TensorFlow course assignments: sandboxed runs, trusted checks, clear feedback.
 
     \b
@@ -73,7 +80,12 @@ def main(ctx: click.Context, course: Path | None) -> None:
       grader check my_perceptron.py --assignment perceptron
       grader grade submissions/ --all --out results/
       grader demo
+      grader --mnist /usr/share/datasets/fashion-mnist validate -a mnist_mlp
     """
+    if mnist is not None:
+        from ._data import ENV_MNIST
+
+        os.environ[ENV_MNIST] = str(mnist)  # read where the data are loaded, once per process
     ctx.obj = course
 
 

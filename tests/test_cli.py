@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,26 @@ def test_demo_grades_the_example_class(tmp_path):
     assert len(rows) >= 3
     totals = sorted(float(r["total"]) for r in rows)
     assert totals[0] < totals[-1]  # the class has weaker and stronger students
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="skipped: Debian's dataset-fashion-mnist is not installed",
+)
+def test_mnist_option_grades_on_the_named_full_size_files():
+    out = grader(
+        "--mnist",
+        "/usr/share/datasets/fashion-mnist",
+        "check",
+        ROOT / "reference" / "mnist_mlp.py",
+        "-a",
+        "mnist_mlp",
+        "--json",
+    )
+    data = json.loads(out.stdout)
+    assert (
+        "data: Fashion-MNIST (IDX files) (55000 training and 5000 validation images served; "
+        "10000 held out for grading" in data["output"]
+    )
+    assert data["score"] == 10
