@@ -171,7 +171,9 @@ def grade_file(
         collect=assignment.collect,
         inputs=inputs,
         seed=assignment.seed,
-        tensorflow=assignment.api == "tf1" and _submission.mentions(source, "tensorflow"),
+        tensorflow=assignment.api in ("tf1", "keras")
+        and (_submission.mentions(source, "tensorflow") or _submission.mentions(source, "keras")),
+        api=assignment.api,
         timeout_s=assignment.limits.timeout_s,
         memory_mb=assignment.limits.memory_mb,
         call_timeout_s=assignment.limits.call_timeout_s,

@@ -31,6 +31,7 @@ COLLECT_KEYS = {
     "fetches",
     "calls",
     "call_counts",
+    "keras_model",
 }
 
 
@@ -56,7 +57,7 @@ class Assignment:
     title: str
     source: str
     path: Path
-    api: str  # "numpy" (no TensorFlow) or "tf1" (TF1 graph code, run on TF 2.x)
+    api: str  # "numpy" (no TensorFlow), "tf1" (TF1 graph code on TF 2.x), "keras" (TF 2 as is)
     seed: int
     grading_seed: int
     limits: Limits
@@ -108,8 +109,8 @@ def load_assignment(path: Path) -> Assignment:
         if not isinstance(data.get(key), str):
             raise SpecError(f"{where}: {key!r} is required (a string)")
     api = data.get("api", "numpy")
-    if api not in ("numpy", "tf1"):
-        raise SpecError(f"{where}: api = {api!r}; allowed: 'numpy', 'tf1'")
+    if api not in ("numpy", "tf1", "keras"):
+        raise SpecError(f"{where}: api = {api!r}; allowed: 'numpy', 'tf1', 'keras'")
 
     limits_data = data.get("limits", {})
     try:
@@ -186,6 +187,10 @@ _COLLECT_ENTRIES = {
 
 def _validate_collect(collect: dict[str, Any], where: str) -> None:
     for key, value in collect.items():
+        if key == "keras_model":
+            if not isinstance(value, str):
+                raise SpecError(f"{where}: [collect].keras_model must be a variable name")
+            continue
         if not isinstance(value, list):
             raise SpecError(f"{where}: [collect].{key} must be an array")
         required, optional = _COLLECT_ENTRIES.get(key, (None, None))

@@ -129,7 +129,7 @@ class Task:
             if layers[-1].op not in ("matmul", "scale"):
                 raise SpecError(f"{where}: [task].layers[{i}].op must be 'matmul' or 'scale'")
         choices = {
-            "input": ("raw", "bias_column", "pixels"),
+            "input": ("raw", "bias_column", "pixels", "images"),
             "labels": ("binary", "onehot", "regression"),
             "loss": ("sigmoid_ce", "softmax_ce", "mse"),
         }
@@ -150,6 +150,8 @@ class Task:
         uint8 images as the lecture feeds them, flattened and scaled to [0, 1]."""
         if self.input == "pixels":
             return points.reshape(len(points), -1).astype(np.float64) / 255.0
+        if self.input == "images":  # Keras: (n, 28, 28) scaled to [0, 1], as the notes do
+            return points.astype(np.float64) / 255.0
         if self.input == "bias_column":
             return np.column_stack([np.ones(len(points)), points])
         if self.labels == "regression":

@@ -199,9 +199,13 @@ def main(jobdir: str) -> int:
     tfc = None
     if job.get("tensorflow"):
         t0 = time.perf_counter()
-        from . import tfcompat as tfc
+        from . import tfcompat
 
-        tfc.install(seed)
+        if job.get("api") == "keras":
+            tfcompat.install_tf2(seed)
+        else:
+            tfcompat.install(seed)
+            tfc = tfcompat
         facts["timing"]["import_s"] = time.perf_counter() - t0
 
     code_path = os.path.abspath(job["code_file"])
@@ -346,6 +350,21 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
                 )
             except BaseException as exc:  # noqa: BLE001
                 facts["fetch_errors"][name] = _short(exc)
+
+    if collect.get("keras_model"):
+        name = collect["keras_model"]
+        model = ns.get(name)
+        if model is None:
+            missing[name] = "not defined"
+        elif not (hasattr(model, "to_json") and hasattr(model, "get_weights")):
+            missing[name] = f"`{name}` is a {type(model).__name__}, not a Keras model"
+        else:
+            from . import keras_export
+
+            try:
+                keras_export.export(model, inputs.get("probe_x"), ns, facts, arrays, np)
+            except Exception as exc:  # noqa: BLE001
+                facts["keras_error"] = _short(exc)
 
     def alarm(signum, frame):
         raise _CallBudgetExceeded()

@@ -46,12 +46,13 @@ class Job:
     collect: dict[str, Any]
     inputs: dict[str, np.ndarray]
     seed: int
-    tensorflow: bool
+    tensorflow: bool  # prepare TensorFlow (the TF1 layer for api "tf1", TF2 as is for "keras")
     timeout_s: float
     memory_mb: int
     call_timeout_s: float = 10.0
     hide: tuple[str, ...] = ()
     datasets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # public splits only
+    api: str = "tf1"
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class ColdRunner:
             "where": list(job.where),
             "seed": job.seed,
             "tensorflow": job.tensorflow,
+            "api": job.api,
             "collect": job.collect,
             "call_timeout_s": job.call_timeout_s,
             "datasets": {name: f"data_{name}.npz" for name in job.datasets},

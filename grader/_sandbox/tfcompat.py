@@ -72,8 +72,27 @@ def install(seed: int) -> None:
     sys.modules["tensorflow"] = v1
 
 
+def install_tf2(seed: int) -> None:
+    """TensorFlow 2 as it is (Keras assignments), seeded, one thread per op, deterministic."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
 def is_tensorish(value) -> bool:
     v1 = _v1
+    if v1 is None:  # TensorFlow 2 (Keras assignments): eager values convert by themselves
+        return False
     return isinstance(value, (v1.Variable, v1.Tensor)) or type(value).__name__.endswith("Variable")
 
 
