@@ -86,9 +86,9 @@ class Layer:
             return f"Dense({self.units}, {self.activation}{bias})"
         if self.kind == "Dropout":
             return f"Dropout({self.rate:g})"
-        if self.kind in _ACTIVATION_LAYERS:
-            return f"{self.kind}({self.activation})"
-        return self.kind
+        if self.kind == "Activation":
+            return f"Activation({self.activation})"
+        return f"{self.kind}()" if self.kind in _ACTIVATION_LAYERS else self.kind
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,10 @@ class Architecture:
 
     def summary(self) -> str:
         """A table of the layers, like Keras' `model.summary()`, with each layer's activation."""
-        rows = [(f"{la.name} ({la.kind})", _fmt(la.output_shape), la.activation or "-", la)
-                for la in self.layers]
+        rows = [
+            (f"{la.name} ({la.kind})", _fmt(la.output_shape), la.activation or "-", la)
+            for la in self.layers
+        ]
         w0 = max([len("Layer (type)"), *(len(r[0]) for r in rows)]) + 2
         w1 = max([len("Output Shape"), *(len(r[1]) for r in rows)]) + 2
         w2 = max([len("Activation"), *(len(r[2]) for r in rows)]) + 2
@@ -196,30 +198,55 @@ def compare_structure(
             f"the reference takes {_fmt(reference.input_shape)}"
         )
     mine, theirs = _canonical(student, dropout), _canonical(reference, dropout)
-    my_out, their_out = _output_step(mine), _output_step(theirs)
-    matcher = difflib.SequenceMatcher(
-        None, [s.kind for s in mine], [s.kind for s in theirs], autojunk=False
-    )
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    outputs = (_output_step(mine), _output_step(theirs))
+    # Align identical steps first (so an output layer meets the reference's output layer),
+    # then, inside each stretch that differs, steps of the same kind.
+    for op, i1, i2, j1, j2 in _opcodes(mine, theirs, lambda s: s.describe()):
         if op == "equal":
-            for i, j in zip(range(i1, i2), range(j1, j2)):
-                is_output = i == my_out and j == their_out
-                out += _compare_step(mine[i], theirs[j], is_output)
+            out += _compare_steps(mine, theirs, i1, i2, j1, outputs)
             continue
-        if op == "replace" and i2 - i1 == j2 - j1:
-            for a, b in zip(mine[i1:i2], theirs[j1:j2]):
-                out.append(f"{a.where}: {a.describe()}; the reference has {b.describe()} here")
-            continue
-        for a in mine[i1:i2]:
-            out.append(f"{a.where}: {a.describe()} is extra; the reference has no such layer")
-        if j2 > j1:
-            missing = ", ".join(b.describe() for b in theirs[j1:j2])
-            place = f"after {mine[i1 - 1].where}" if i1 > 0 else "before the first layer"
-            out.append(f"missing {place}: the reference has {missing} there")
+        part_a, part_b = mine[i1:i2], theirs[j1:j2]
+        for op2, a1, a2, b1, b2 in _opcodes(part_a, part_b, lambda s: s.kind):
+            if op2 == "equal":
+                out += _compare_steps(mine, theirs, i1 + a1, i1 + a2, j1 + b1, outputs)
+            elif op2 == "replace" and a2 - a1 == b2 - b1:
+                for a, b in zip(part_a[a1:a2], part_b[b1:b2], strict=True):
+                    out.append(f"{a.where}: {a.describe()}; the reference has {b.describe()} here")
+            else:
+                out += _extra_and_missing(mine, theirs, i1 + a1, i1 + a2, j1 + b1, j1 + b2)
     if student.params != reference.params:
         out.append(
             f"the model has {student.params:,} parameters; the reference has {reference.params:,}"
         )
+    return out
+
+
+def _opcodes(a: list, b: list, key) -> list[tuple[str, int, int, int, int]]:
+    matcher = difflib.SequenceMatcher(
+        None, [key(s) for s in a], [key(s) for s in b], autojunk=False
+    )
+    return matcher.get_opcodes()
+
+
+def _compare_steps(mine, theirs, i1, i2, j1, outputs) -> list[str]:
+    out = []
+    for i in range(i1, i2):
+        j = j1 + i - i1
+        out += _compare_step(mine[i], theirs[j], (i, j) == outputs)
+    return out
+
+
+def _extra_and_missing(mine, theirs, i1, i2, j1, j2) -> list[str]:
+    out = []
+    for a in mine[i1:i2]:
+        out.append(f"{a.where}: {a.describe()} is extra; the reference has no such layer")
+    if j2 > j1:
+        missing = ", ".join(b.describe() for b in theirs[j1:j2])
+        if i1 > 0:
+            place = f"after {mine[i1 - 1].last_where}"
+        else:
+            place = f"before {mine[0].where}" if mine else "in the model"
+        out.append(f"missing {place}: the reference has {missing} there")
     return out
 
 
@@ -233,9 +260,7 @@ def _load_json(json_text: str) -> dict:
         except UnicodeDecodeError as e:
             raise ModelRefused(f"the model description is not UTF-8 text ({e})") from None
     if not isinstance(json_text, str):
-        raise ModelRefused(
-            f"the model description is a {type(json_text).__name__}, not JSON text"
-        )
+        raise ModelRefused(f"the model description is a {type(json_text).__name__}, not JSON text")
     size = len(json_text.encode("utf-8", errors="replace"))
     if size > MAX_JSON_BYTES:
         raise ModelRefused(
@@ -245,7 +270,9 @@ def _load_json(json_text: str) -> dict:
     try:
         model = json.loads(json_text)
     except RecursionError:
-        raise ModelRefused("the model description is nested too deeply to be a Keras model") from None
+        raise ModelRefused(
+            "the model description is nested too deeply to be a Keras model"
+        ) from None
     except ValueError as e:
         raise ModelRefused(f"the model description is not valid JSON ({e})") from None
     if not isinstance(model, dict):
@@ -291,10 +318,13 @@ def _builtin(entry: dict, where: str, kind: str, *, top_level: bool = False) -> 
         )
 
 
-def _label(entry: dict, index: int) -> str:
+def _name(entry: dict) -> str:
     name = entry["config"].get("name", entry.get("name"))
-    name = name if isinstance(name, str) else entry["class_name"].lower()
-    return f"layer {index} (`{name}`)"
+    return name if isinstance(name, str) else entry["class_name"].lower()
+
+
+def _label(entry: dict, index: int) -> str:
+    return f"layer {index} (`{_name(entry)}`)"
 
 
 def _allow_listed(entries: list[dict]) -> None:
@@ -316,8 +346,8 @@ def _allow_listed(entries: list[dict]) -> None:
             )
         if kind not in _ALLOWED:
             raise ModelRefused(
-                f"{where} is a {kind} layer, which the grader cannot compute; {_HINT}"
-                " (and Softmax/ReLU layers)"
+                f"{where} is a {kind} layer, which the grader cannot compute; it reads "
+                "Dense, Flatten, Dropout, Activation, Softmax, ReLU and Input layers"
             )
         _builtin(entry, where, kind)
 
@@ -526,8 +556,7 @@ def _build_layers(entries: list[dict], input_shape: Shape) -> tuple[Layer, ...]:
     for index, entry in enumerate(entries, 1):
         config, kind = entry["config"], entry["class_name"]
         where = _label(entry, index)
-        name = where.split("`")[1]
-        common = dict(index=index, name=name, kind=kind, input_shape=shape)
+        common = dict(index=index, name=_name(entry), kind=kind, input_shape=shape)
         if kind == "Dense":
             units = _positive_int(config.get("units"), where, "units")
             use_bias = config.get("use_bias", True)
@@ -543,14 +572,24 @@ def _build_layers(entries: list[dict], input_shape: Shape) -> tuple[Layer, ...]:
                     "the grader reads smaller models"
                 )
             act = _activation(config.get("activation"), where)
-            layer = Layer(**common, output_shape=(*shape[:-1], units), params=params,
-                          units=units, activation=act, use_bias=use_bias)
+            layer = Layer(
+                **common,
+                output_shape=(*shape[:-1], units),
+                params=params,
+                units=units,
+                activation=act,
+                use_bias=use_bias,
+            )
         elif kind == "Flatten":
             fmt = config.get("data_format") or "channels_last"
             if fmt not in ("channels_last", "channels_first"):
                 raise ModelRefused(f"{where}: `data_format` is {fmt!r}")
-            layer = Layer(**common, output_shape=(None, math.prod(shape[1:])), params=0,
-                          channels_first=fmt == "channels_first")
+            layer = Layer(
+                **common,
+                output_shape=(None, math.prod(shape[1:])),
+                params=0,
+                channels_first=fmt == "channels_first",
+            )
         elif kind == "Dropout":
             rate = config.get("rate")
             if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate < 1:
@@ -602,7 +641,7 @@ def _attach_weights(layers: tuple[Layer, ...], weights: list[np.ndarray]) -> tup
             f"got {len(weights)} weight arrays ({got}); the layers need {len(needed)}: {want}"
         )
     arrays: dict[tuple[int, str], np.ndarray] = {}
-    for w, (la, part, expected, meaning) in zip(weights, needed):
+    for w, (la, part, expected, meaning) in zip(weights, needed, strict=True):
         if not isinstance(w, np.ndarray) or w.dtype.kind not in "fiu":
             what = w.dtype if isinstance(w, np.ndarray) else type(w).__name__
             raise ModelRefused(f"{la.where}: the {part} is {what}, not an array of numbers")
@@ -662,7 +701,12 @@ def _activate(name: str | None, z: np.ndarray) -> np.ndarray:
 
 
 def _fmt(shape: tuple) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("None" if d is None else str(d) for d in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 # --- comparing ------------------------------------------------------------------------------
@@ -681,13 +725,15 @@ class _Step:
     def where(self) -> str:
         return self.layer.where
 
+    @property
+    def last_where(self) -> str:
+        return (self.act_layer or self.layer).where
+
     def describe(self) -> str:
         la = self.layer
         if self.kind == "Dense":
             bias = "" if la.use_bias else ", no bias"
             return f"Dense({la.units}, {self.activation}{bias})"
-        if self.kind == "Activation":
-            return f"{la.kind}({self.activation})"
         return la.describe()
 
 
@@ -714,10 +760,9 @@ def _canonical(arch: Architecture, dropout: bool) -> list[_Step]:
 
 
 def _output_step(steps: list[_Step]) -> int | None:
+    """The step that sets the model's output activation: the last Dense or Activation."""
     for i in range(len(steps) - 1, -1, -1):
-        if steps[i].kind in ("Dense", "Activation") and steps[i].activation != "linear":
-            return i
-        if steps[i].kind == "Dense":
+        if steps[i].kind in ("Dense", "Activation"):
             return i
     return None
 
@@ -730,11 +775,13 @@ def _compare_step(a: _Step, b: _Step, is_output: bool) -> list[str]:
     if a.kind in ("Dense", "Activation") and a.activation != b.activation:
         act_where = (a.act_layer or la).where
         what = "output activation" if is_output else "activation"
-        out.append(
-            f"{act_where}: {what} is {a.activation}; the reference uses {b.activation}"
-        )
+        out.append(f"{act_where}: {what} is {a.activation}; the reference uses {b.activation}")
     if a.kind == "Dense" and la.use_bias != lb.use_bias:
-        has = "has no bias; the reference has one" if lb.use_bias else "has a bias; the reference has none"
+        has = (
+            "has no bias; the reference has one"
+            if lb.use_bias
+            else "has a bias; the reference has none"
+        )
         out.append(f"{a.where}: {has}")
     if a.kind == "Dropout" and la.rate != lb.rate:
         out.append(f"{a.where}: Dropout rate {la.rate:g}; the reference uses {lb.rate:g}")
@@ -747,7 +794,8 @@ def _compare_step(a: _Step, b: _Step, is_output: bool) -> list[str]:
         elif la.params != lb.params:
             out.append(
                 f"{a.where}: {la.params:,} parameters; the reference has {lb.params:,} "
-                f"(inputs {la.input_shape[-1]} vs {lb.input_shape[-1]})"
+                f"(its input has {la.input_shape[-1]} features; the reference's has "
+                f"{lb.input_shape[-1]})"
             )
     if a.kind == "Flatten" and la.output_shape[1:] != lb.output_shape[1:]:
         out.append(
