@@ -25,9 +25,10 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["EventFileError", "read_scalars"]
+__all__ = ["EventFileError", "parse_event_files", "read_scalars"]
 
 MAX_BYTES = 64 * 1024 * 1024
 MAX_FILES = 200
@@ -78,13 +79,35 @@ def read_scalars(
             f"the TensorBoard logs in {log_dir} are {total:,} bytes; the grader reads at most "
             f"{max_bytes:,}"
         )
-    points: dict[str, list[tuple[int, float]]] = {}
-    budget = max_bytes
+    contents, budget = {}, max_bytes
     for rel, _ in files:
-        data = _read_file(log_dir / rel, budget, rel)
-        budget -= len(data)
-        prefix = "/".join(Path(rel).parent.parts)
-        for record, where in _records(data, rel):
+        contents[rel] = _read_file(log_dir / rel, budget, rel)
+        budget -= len(contents[rel])
+    return parse_event_files(contents, max_bytes=max_bytes, max_files=max_files)
+
+
+def parse_event_files(
+    files: Mapping[str, bytes], *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES
+) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of event files already in memory, keyed by relative path ("train/events...").
+
+    The same as `read_scalars` for bytes the sandbox handed back: a tag is prefixed by the
+    folder part of its file's path, and the files are read in path order. Nothing touches the
+    disk. Raises EventFileError for too many files or bytes, or a corrupt or truncated file.
+    """
+    if len(files) > max_files:
+        raise EventFileError(
+            f"{len(files)} TensorBoard event files; the grader reads at most {max_files}"
+        )
+    total = sum(len(data) for data in files.values())
+    if total > max_bytes:
+        raise EventFileError(
+            f"the TensorBoard logs are {total:,} bytes; the grader reads at most {max_bytes:,}"
+        )
+    points: dict[str, list[tuple[int, float]]] = {}
+    for rel in sorted(files):
+        prefix = "/".join(p for p in rel.replace("\\", "/").split("/")[:-1] if p not in ("", "."))
+        for record, where in _records(bytes(files[rel]), rel):
             for step, tag, value in _scalars(record, where):
                 key = f"{prefix}/{tag}" if prefix else tag
                 points.setdefault(key, []).append((step, value))

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from grader._tb_events import EventFileError, crc32c, read_scalars
+from grader._tb_events import EventFileError, crc32c, parse_event_files, read_scalars
 
 from .conftest import ROOT
 
@@ -263,3 +263,17 @@ def test_hand_made_scalars_of_every_encoding(tmp_path):
 
 def test_an_empty_log_dir_has_no_scalars(tmp_path):
     assert read_scalars(tmp_path) == {}
+
+
+def test_bytes_handed_back_by_the_sandbox_read_the_same():
+    files = {p.relative_to(LOGS).as_posix(): p.read_bytes() for p in LOGS.rglob("*tfevents*")}
+    assert parse_event_files(files) == read_scalars(LOGS)
+    nested = {f"./logs/fit/{rel}": data for rel, data in files.items()}
+    assert set(parse_event_files(nested)) == {f"logs/fit/{tag}" for tag in read_scalars(LOGS)}
+    with pytest.raises(
+        EventFileError, match=r"2 TensorBoard event files; the grader reads at most 1"
+    ):
+        parse_event_files(files, max_files=1)
+    rel = sorted(files)[0]
+    with pytest.raises(EventFileError, match=rf"{rel}: record \d+ at byte \d+ is truncated"):
+        parse_event_files({rel: files[rel][:-1]})
