@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from grader._checks import REGISTRY, Evidence, Missing
+from grader._checks_keras import student_model
 from grader._course import find_course
 from grader._pipeline import Options, data_for, grade_file, probe_inputs
 from grader._sandbox.runner import ColdRunner
@@ -56,6 +57,7 @@ TF_ASSIGNMENTS = (
     "mlp_boundary_hard",
     "linear_regression",
     "mnist_mlp",
+    "keras_mnist",
 )
 GRADING_STRIDE = 101  # grading_seed + 1..3 are used by the checks: keep the runs' draws apart
 
@@ -115,7 +117,11 @@ def fig_boundary(ev: Evidence, p: dict) -> list[dict]:
 
 def fig_accuracy(ev: Evidence, p: dict) -> list[dict]:
     key = ev.data.dataset.key
-    pred = ev.task.predict_class(ev.params(), ev.task.features(ev.data.heldout_x))
+    x = ev.task.features(ev.data.heldout_x)
+    if ev.task.model == "keras":
+        pred = np.argmax(student_model(ev).forward(x), axis=-1)
+    else:
+        pred = ev.task.predict_class(ev.params(), x)
     acc = float(np.mean(pred == ev.data.heldout_y))
     limit = float(p["minimum"].get(key, math.nan))
     return [

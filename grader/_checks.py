@@ -59,6 +59,7 @@ class Evidence:
     facts: dict[str, Any]
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     data: Any = None  # the data set's Splits for an image assignment (held-out set: here only)
+    cache: dict[str, Any] = field(default_factory=dict)  # what one check derived, for the next
 
     @property
     def task(self):
@@ -536,14 +537,28 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
     ds = ev.data.dataset
     if ds.key not in minimum:
         return Verdict(0.0, f"no accuracy threshold is set for {ds.name}", skipped=True)
-    params = ev.params()
-    bad = _nonfinite(params)
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
-    try:
-        pred = ev.task.predict_class(params, ev.task.features(ev.data.heldout_x))
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    x = ev.task.features(ev.data.heldout_x)
+    if ev.task.model == "keras":
+        from ._checks_keras import student_model
+        from ._keras_model import ModelRefused
+
+        try:
+            pred = np.argmax(student_model(ev).forward(x), axis=-1)
+        except ModelRefused as exc:
+            return Verdict(0.0, f"your model cannot be graded: {exc}")
+        except ValueError as exc:
+            return Verdict(
+                0.0, f"your model does not take the images as the notes prepare them: {exc}"
+            )
+    else:
+        params = ev.params()
+        bad = _nonfinite(params)
+        if bad:
+            return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+        try:
+            pred = ev.task.predict_class(params, x)
+        except ValueError as exc:
+            return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
     acc = float(np.mean(pred == ev.data.heldout_y))
     want = minimum[ds.key]
     text = f"accuracy {acc:.1%} on {len(pred)} held-out images of {ds.name}"
@@ -664,3 +679,7 @@ def check_call_count(ev: Evidence, *, function: str, per_n: float = 3.0) -> Verd
     if problems:
         return Verdict(0.0, "\n".join(problems), expected=f"<= {per_n:g}n + 2 calls", got=counts)
     return Verdict(1.0, f"calls grow linearly with n ({counts})")
+
+
+# The Keras checks register themselves in the same registry.
+from . import _checks_keras  # noqa: E402,F401

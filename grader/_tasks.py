@@ -98,10 +98,21 @@ class Task:
     probes: int = 200
     data: str | None = None  # "mnist": images served to the sandbox, held-out set kept here
     classes: int = 2
+    model: str = "graph"  # "graph": the layer list above; "keras": the student's Keras model
 
     @classmethod
     def from_spec(cls, data: dict, where: str) -> Task:
-        known = {"generator", "data", "layers", "input", "labels", "loss", "init_stddev", "probes"}
+        known = {
+            "generator",
+            "data",
+            "layers",
+            "input",
+            "labels",
+            "loss",
+            "init_stddev",
+            "probes",
+            "model",
+        }
         for key in data:
             if key not in known:
                 raise SpecError(f"{where}: unknown key [task].{key}; known: {sorted(known)}")
@@ -139,6 +150,9 @@ class Task:
         rest = {
             k: data[k] for k in ("input", "labels", "loss", "init_stddev", "probes") if k in data
         }
+        if data.get("model", "graph") not in ("graph", "keras"):
+            raise SpecError(f"{where}: [task].model = {data['model']!r}; allowed: 'graph', 'keras'")
+        rest["model"] = data.get("model", "graph")
         if "data" in data:
             return cls(None, tuple(layers), data=data["data"], classes=10, **rest)
         return cls(generator=GENERATORS[gen], layers=tuple(layers), **rest)

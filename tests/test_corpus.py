@@ -25,6 +25,37 @@ EXPECTED = {
         10,
         {"loss records": r"`loss_record_train` was not produced by your code: not defined"},
     ),
+    "lecture/keras_mnist_seed003.py": ("keras_mnist", "completed", 10, {}),
+    "good/keras_input_layer_and_objects.py": ("keras_mnist", "completed", 10, {}),
+    "broken/keras_lambda_layer.py": (
+        "keras_mnist",
+        "exception",
+        2,
+        {
+            "model structure": r"layer 2 \(`lambda`\) is a Lambda layer: it runs arbitrary code, so "
+            r"the grader refuses it",
+            "accuracy": r"your model cannot be graded: layer 2 \(`lambda`\) is a Lambda layer",
+            "problem": r"new_model = tf\.keras\.models\.load_model\('MINST\.h5'\)",
+        },
+    ),
+    "broken/keras_never_fit.py": (
+        "keras_mnist",
+        "completed",
+        7,
+        {
+            "accuracy": r"accuracy \d\.\d% on 1000 held-out images; expected at least 85\.0%|accuracy \d+\.\d%"
+        },
+    ),
+    "broken/keras_sigmoid_output.py": (
+        "keras_mnist",
+        "exception",
+        0,
+        {
+            "model structure": r"output activation is sigmoid; the reference uses softmax",
+            "compile config": r"loss is 'mse'; this assignment uses 'sparse_categorical_crossentropy'",
+            "problem": r"Incompatible shapes",
+        },
+    ),
     "broken/mnist_never_trained.py": (
         "mnist_mlp",
         "completed",

@@ -138,6 +138,11 @@ def _student_frames(exc: BaseException, filename: str, where: list[str]) -> str:
         if f.line:
             lines.append(f"    {f.line.strip()}")
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    said = [line for line in text.splitlines() if line.strip()]
+    if len(said) > 6:
+        # TensorFlow's graph errors carry its own internal stack ("Detected at node ... File
+        # ..."): keep the headline and the last lines, which name the actual problem.
+        text = "\n".join([said[0], "  [... TensorFlow's internal frames cut ...]", *said[-2:]])
     if len(text) > 800:
         text = text[:800] + " ..."
     lines.append(text)
