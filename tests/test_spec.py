@@ -72,7 +72,7 @@ def test_every_real_spec_loads(name):
     assert isinstance(assignment, Assignment)
     assert assignment.name == name
     assert assignment.title and assignment.source
-    assert assignment.api in ("numpy", "tf1")
+    assert assignment.api in ("numpy", "tf1", "keras")
     assert assignment.checks
     assert assignment.points > 0
     assert len({c.name for c in assignment.checks}) == len(assignment.checks)
