@@ -194,7 +194,7 @@ def check_schedule(
     sched = (ev.facts.get("keras") or {}).get("schedule")
     if not sched:
         return Verdict(
-            0.0, f"the optimizer has a fixed learning rate; the notes use a {kind} schedule"
+            0.0, f"the optimizer has a fixed learning rate; the notes decay it with {kind}"
         )
     if sched.get("class") != kind:
         return Verdict(

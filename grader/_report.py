@@ -28,7 +28,7 @@ def submission_table(result: SubmissionResult) -> Table:
             c.name,
             Text(c.status, style=STYLE[c.status]),
             f"{c.points:g}/{c.max_points:g}",
-            c.message,
+            Text(c.message),  # plain text: a message may hold [brackets] rich would eat
         )
     return table
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ._errors import GraderError
 
@@ -224,7 +225,8 @@ def _grade_dir(
     broken = [r for r in results if r.run_status in ("grader_error", "sandbox_error")]
     for r in results:
         if r.problems and r.run_status not in ("completed", "missing"):
-            console.print(f"[dim]{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}[/dim]")
+            line = f"{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}"
+            console.print(Text(line, style="dim"))
     console.print(
         f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json"
     )

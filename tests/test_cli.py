@@ -202,3 +202,11 @@ def test_mnist_option_grades_on_the_named_full_size_files():
         "10000 held out for grading" in data["output"]
     )
     assert data["score"] == 10
+
+
+def test_messages_with_brackets_reach_the_terminal_intact(tmp_path):
+    """Rich markup must not eat a message's [brackets]."""
+    sub = tmp_path / "x.py"
+    sub.write_text("def fac(n):\n    return [n][0]  ___\n")
+    out = grader("check", sub, "-a", "recursion")
+    assert "unfilled blank in `return [n][0]  ___`" in out.stdout

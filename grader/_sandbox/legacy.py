@@ -1,7 +1,8 @@
 """Lecture code from 2018 on today's libraries (runs in the sandboxed child only).
 
 The notes build data with `np.asmatrix` and hand the matrices to matplotlib and scikit-learn,
-which today refuse `np.matrix` ("'vertices' must be 2D", "np.matrix is not supported").
+which today refuse `np.matrix` ("'vertices' must be 2D", "np.matrix is not supported"), and
+call `model.predict_classes`, which Keras has since removed.
 Where the student's code uses them, the few entry points the notes call are wrapped to turn
 a matrix argument into the plain array those libraries used to make of it. Nothing else
 changes; code that passes arrays sees no difference.
@@ -37,6 +38,18 @@ def install(code: str) -> None:
             setattr(
                 matplotlib.axes.Axes, name, _accept_matrices(getattr(matplotlib.axes.Axes, name))
             )
+    if "predict_classes" in code:
+        # Keras removed Sequential.predict_classes (TF 2.6); the notes call it.
+        import keras
+
+        def predict_classes(self, x, *args, **kwargs):
+            probs = self.predict(np.asarray(x), *args, **kwargs)
+            return (
+                np.argmax(probs, axis=-1) if probs.shape[-1] > 1 else (probs > 0.5).astype("int32")
+            )
+
+        if not hasattr(keras.Model, "predict_classes"):
+            keras.Model.predict_classes = predict_classes
     if "OneHotEncoder" in code:
         from sklearn.preprocessing import OneHotEncoder
 
