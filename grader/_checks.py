@@ -234,11 +234,12 @@ def _fetched(ev: Evidence, fetch: str) -> np.ndarray | Verdict:
         raise
 
 
-def describe_model(task) -> str:
+def describe_model(task, layers: list[int] | None = None) -> str:
     """The reference network in the student's terms, one layer after the other."""
     steps = []
-    src = "x"
-    for layer in task.layers:
+    start = (layers or [0])[0]
+    src = task.layers[start - 1].weight.split("|")[0].split(".")[-1] if start else "x"
+    for layer in task.layers[slice(*(layers or [None]))]:
         op = "*" if layer.op == "scale" else "@"
         expr = f"{src} {op} {show(layer.weight)}"
         if layer.bias:
@@ -256,18 +257,20 @@ def check_wiring(
     *,
     fetch: str = "pred",
     input: str = "probe_x",
+    layers: list[int] | None = None,
     atol: float = 1e-3,
     rtol: float = 1e-3,
 ) -> Verdict:
     """The reference model function fed the student's weights reproduces the student's own
-    `pred` on probe inputs: the layers are wired as the lecture wires them."""
+    `pred` on probe inputs: the layers are wired as the lecture wires them. `layers` =
+    [start, stop] checks a slice (an autoencoder's encoder, or its decoder)."""
     got = _fetched(ev, fetch)
     if isinstance(got, Verdict):
         return got
     params = ev.params()
     x = ev.inputs[input]
     try:
-        want = ev.task.forward(params, x)
+        want = ev.task.forward(params, x, *(layers or []))
     except ValueError as exc:
         shapes = ", ".join(f"{show(k)} {_fmt_shape(v.shape)}" for k, v in params.items())
         return Verdict(0.0, f"your weights do not fit the lecture's network ({shapes}): {exc}")
@@ -288,9 +291,9 @@ def check_wiring(
         return Verdict(1.0, f"`{fetch}` matches the lecture's network on {len(x)} probe inputs")
     return Verdict(
         0.0,
-        f"`{fetch}` differs from the lecture's network ({describe_model(ev.task)}) fed your "
+        f"`{fetch}` differs from the lecture's network ({describe_model(ev.task, layers)}) fed your "
         f"own weights, by up to {diff:.3g} on {len(x)} probe inputs; check the layer order, "
-        f"activations and biases in `build_model`",
+        f"activations and biases",
         expected=f"max difference <= {atol:g}",
         got=f"{diff:.3g}",
     )
@@ -363,8 +366,9 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             got="NaN",
         )
     if ev.data is not None:  # an image assignment: the held-out images the sandbox never saw
-        x = ev.task.features(ev.data.heldout_x[:n])
-        y = ev.task.onehot(ev.data.heldout_y[:n])
+        images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+        x = ev.task.features(images[:n])
+        y = ev.task.image_targets(images[:n], labels[:n])
     else:
         _, x, y = ev.task.dataset(n, ev.assignment.grading_seed + 1)
     rng = np.random.default_rng(ev.assignment.grading_seed + 2)
@@ -393,6 +397,7 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}"
         )
     ratio = final / start if start > 0 else 0.0
+    drawn = "held-out images" if ev.data is not None else "fresh points"
     expected = (
         f"loss after training <= {max_ratio:g} x loss at initialization = {max_ratio * start:.4g}"
     )
@@ -414,7 +419,7 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
         hint = ""
     return Verdict(
         0.0,
-        f"the loss of your final weights on {n} fresh points is {final:.4g}; at the template's "
+        f"the loss of your final weights on {n} {drawn} is {final:.4g}; at the template's "
         f"initialization it is {start:.4g}; expected {expected}.{hint}{record}",
         expected=expected,
         got=f"{final:.4g}",
@@ -491,6 +496,81 @@ def check_decision_boundary(
         f"{text}; expected at least {minimum:.1%}",
         expected=f">= {minimum:.1%}",
         got=f"{got:.1%}",
+    )
+
+
+# --- autoencoder -------------------------------------------------------------------------------
+
+
+@check("reconstruction", needs_task=True)
+def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
+    """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
+    student's weights, on held-out images of the assignment's digits, below a bound calibrated
+    per data set."""
+    if ev.data is None:
+        return Verdict(0.0, "data not available", skipped=True)
+    key = ev.data.dataset.key
+    if key not in maximum:
+        return Verdict(
+            0.0, f"no reconstruction bound is set for {ev.data.dataset.name}", skipped=True
+        )
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    images, _ = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+    x = ev.task.features(images)
+    try:
+        err = float(np.mean((ev.task.forward(params, x) - x) ** 2))
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    digits = "/".join(map(str, ev.task.digits)) or "all"
+    text = f"mean squared reconstruction error {err:.4f} on {len(x)} held-out images of digits {digits}"
+    bound = maximum[key]
+    if err <= bound:
+        return Verdict(1.0, text, expected=f"<= {bound:g}", got=f"{err:.4f}")
+    return Verdict(
+        0.0, f"{text}; expected at most {bound:g}", expected=f"<= {bound:g}", got=f"{err:.4f}"
+    )
+
+
+@check("latent_separation", needs_task=True)
+def check_latent_separation(
+    ev: Evidence, *, minimum: dict[str, float], latent_layers: int = 3, neighbours: int = 5
+) -> Verdict:
+    """The digits are separable in the latent space: k-nearest-neighbour accuracy (5-fold
+    cross-validated) on the latent codes of held-out images, computed by the grader's rebuild
+    of the encoder fed the student's weights."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if ev.data is None:
+        return Verdict(0.0, "data not available", skipped=True)
+    key = ev.data.dataset.key
+    if key not in minimum:
+        return Verdict(0.0, f"no separation bound is set for {ev.data.dataset.name}", skipped=True)
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+    try:
+        z = ev.task.forward(params, ev.task.features(images), 0, latent_layers)
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    acc = float(
+        np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=neighbours), z, labels, cv=5))
+    )
+    digits = "/".join(map(str, ev.task.digits))
+    text = (
+        f"a {neighbours}-nearest-neighbour classifier tells digits {digits} apart from their "
+        f"{z.shape[1]}-D latent codes with {acc:.1%} accuracy ({len(z)} held-out images, 5-fold)"
+    )
+    want = minimum[key]
+    if acc >= want:
+        return Verdict(1.0, text, expected=f">= {want:.1%}", got=f"{acc:.1%}")
+    return Verdict(
+        0.0, f"{text}; expected at least {want:.1%}", expected=f">= {want:.1%}", got=f"{acc:.1%}"
     )
 
 

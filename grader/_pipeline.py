@@ -77,12 +77,16 @@ def probe_inputs(assignment: Assignment, splits=None) -> dict[str, np.ndarray]:
         return {}
     if task.data is not None:
         splits = splits if splits is not None else data_for(assignment)
-        n = min(task.probes, len(splits.valid_x))
-        x = task.features(splits.valid_x[:n])
-        return {
-            "probe_x": x.astype(np.float32),
-            "probe_y": task.onehot(splits.valid_y[:n]).astype(np.float32),
+        images, labels = task.select(splits.valid_x, splits.valid_y)
+        n = min(task.probes, len(images))
+        probes = {
+            "probe_x": task.features(images[:n]).astype(np.float32),
+            "probe_y": task.image_targets(images[:n], labels[:n]).astype(np.float32),
         }
+        if task.labels == "reconstruction":  # points of the 2-D latent space, for the decoder
+            rng = np.random.default_rng(assignment.grading_seed)
+            probes["probe_z"] = rng.uniform(-5, 5, (n, 2)).astype(np.float32)
+        return probes
     rng = np.random.default_rng(assignment.grading_seed)
     points = task.generator.sample(task.probes, rng)
     x = task.features(points)

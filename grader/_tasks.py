@@ -99,6 +99,7 @@ class Task:
     data: str | None = None  # "mnist": images served to the sandbox, held-out set kept here
     classes: int = 2
     model: str = "graph"  # "graph": the layer list above; "keras": the student's Keras model
+    digits: tuple[int, ...] = ()  # grade on these digits only (the autoencoder's 1, 5, 6)
 
     @classmethod
     def from_spec(cls, data: dict, where: str) -> Task:
@@ -111,6 +112,7 @@ class Task:
             "loss",
             "init_stddev",
             "probes",
+            "digits",
             "model",
         }
         for key in data:
@@ -141,7 +143,7 @@ class Task:
                 raise SpecError(f"{where}: [task].layers[{i}].op must be 'matmul' or 'scale'")
         choices = {
             "input": ("raw", "bias_column", "pixels", "images"),
-            "labels": ("binary", "onehot", "regression"),
+            "labels": ("binary", "onehot", "regression", "reconstruction"),
             "loss": ("sigmoid_ce", "softmax_ce", "mse"),
         }
         for key, allowed in choices.items():
@@ -153,6 +155,7 @@ class Task:
         if data.get("model", "graph") not in ("graph", "keras"):
             raise SpecError(f"{where}: [task].model = {data['model']!r}; allowed: 'graph', 'keras'")
         rest["model"] = data.get("model", "graph")
+        rest["digits"] = tuple(int(d) for d in data.get("digits", ()))
         if "data" in data:
             return cls(None, tuple(layers), data=data["data"], classes=10, **rest)
         return cls(generator=GENERATORS[gen], layers=tuple(layers), **rest)
@@ -175,6 +178,20 @@ class Task:
     def onehot(self, labels: np.ndarray) -> np.ndarray:
         return np.eye(self.classes)[np.asarray(labels, dtype=np.int64)]
 
+    def image_targets(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """What the loss compares the network's output with, for images: one-hot labels, or
+        the images themselves for an autoencoder."""
+        if self.labels == "reconstruction":
+            return self.features(images)
+        return self.onehot(labels)
+
+    def select(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The images of the assignment's digits (all of them when none are named)."""
+        if not self.digits:
+            return images, labels
+        keep = np.isin(labels, self.digits)
+        return images[keep], labels[keep]
+
     def targets(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Labels in the assignment's format for generator points."""
         if self.labels == "regression":
@@ -192,10 +209,17 @@ class Task:
 
     # -- model ------------------------------------------------------------------------------
 
-    def forward(self, params: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
-        """The reference model function on the given weight arrays (float64 throughout)."""
+    def forward(
+        self,
+        params: dict[str, np.ndarray],
+        inputs: np.ndarray,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> np.ndarray:
+        """The reference model function on the given weight arrays (float64 throughout);
+        `start`/`stop` run a slice of the layers (an autoencoder's encoder or decoder)."""
         h = np.asarray(inputs, dtype=np.float64)
-        for layer in self.layers:
+        for layer in self.layers[start:stop]:
             w = np.asarray(params[layer.weight], dtype=np.float64)
             h = h @ w if layer.op == "matmul" else h * w
             if layer.bias is not None:

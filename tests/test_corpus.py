@@ -56,6 +56,25 @@ EXPECTED = {
             "problem": r"Incompatible shapes",
         },
     ),
+    "broken/ae_never_trained.py": (
+        "autoencoder",
+        "completed",
+        4,
+        {
+            "held-out reconstruction": r"mean squared reconstruction error 0\.\d+ on 300 held-out "
+            r"images of digits 1/5/6; expected at most 0\.05",
+            "latent separation": r"expected at least 80\.0%",
+        },
+    ),
+    "broken/ae_decoder_relu.py": (
+        "autoencoder",
+        "completed",
+        5,
+        {
+            "decoder maps a latent point to an image": r"decoder2 = tanh\(latent @ "
+            r"`weights\['decoder2'\]`",
+        },
+    ),
     "broken/mnist_never_trained.py": (
         "mnist_mlp",
         "completed",
