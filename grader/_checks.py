@@ -604,6 +604,11 @@ def check_records(ev: Evidence, *, names: list[str], min_length: int = 2) -> Ver
     return Verdict(1.0, f"{' and '.join(show(n) for n in names)}: {lengths[0]} entries each")
 
 
+DATA_NAMES = {
+    "cifar10": "CIFAR-10 (give its folder in $GRADER_CIFAR10, or put it in the Keras cache)",
+    "mnist": "MNIST",
+}
+
 # --- accuracy ----------------------------------------------------------------------------------
 
 
@@ -613,7 +618,9 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
     held-out test set the sandbox never saw. `minimum` is per data set (`mnist`,
     `mnist-embedded`, ...), calibrated against the reference on the same data."""
     if ev.data is None:
-        return Verdict(0.0, "data not available", skipped=True)
+        return Verdict(
+            0.0, f"{DATA_NAMES.get(ev.task.data, ev.task.data)} not available", skipped=True
+        )
     ds = ev.data.dataset
     if ds.key not in minimum:
         return Verdict(0.0, f"no accuracy threshold is set for {ds.name}", skipped=True)

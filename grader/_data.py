@@ -259,3 +259,75 @@ def make_splits(ds: Dataset, *, validation: int | None = None, seed: int = 0) ->
         ds.x_test,
         ds.y_test,
     )
+
+
+# --- CIFAR-10 (used only when present) ------------------------------------------------------------
+
+ENV_CIFAR10 = "GRADER_CIFAR10"
+CIFAR_BIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+CIFAR_PY_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def _cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the binary version: rows of 1 label byte + 3072 pixel bytes (CHW)."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 3073:
+        raise DataError(f"{path}: {raw.size} bytes is not a whole number of 3073-byte records")
+    rows = raw.reshape(-1, 3073)
+    return rows[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), rows[:, 0]
+
+
+def _cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the Python version (a pickle, as Keras caches it), read with an unpickler
+    that builds nothing but plain containers and NumPy arrays."""
+    import pickle
+
+    allowed = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    class PlainData(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) not in allowed:
+                raise DataError(f"{path}: refuses to load {module}.{name} from a data file")
+            return super().find_class(module, name)
+
+    with open(path, "rb") as fh:
+        batch = PlainData(fh, encoding="bytes").load()
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.uint8)
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def load_cifar10_folder(folder: str | Path) -> Dataset:
+    """`cifar-10-batches-bin` (binary) or `cifar-10-batches-py` (Keras' cache) folders."""
+    folder = Path(folder)
+    if all((folder / f).is_file() for f in CIFAR_BIN_FILES):
+        parts = [_cifar_bin(folder / f) for f in CIFAR_BIN_FILES]
+    elif all((folder / f).is_file() for f in CIFAR_PY_FILES):
+        parts = [_cifar_py(folder / f) for f in CIFAR_PY_FILES]
+    else:
+        raise DataError(
+            f"{folder}: no CIFAR-10 batches (data_batch_1..5 and test_batch, .bin or not)"
+        )
+    x_train = np.concatenate([p[0] for p in parts[:5]])
+    y_train = np.concatenate([p[1] for p in parts[:5]])
+    return Dataset("cifar10", "CIFAR-10", str(folder), x_train, y_train, parts[5][0], parts[5][1])
+
+
+def find_cifar10(explicit: str | Path | None = None) -> Dataset | None:
+    """CIFAR-10 from the named folder ($GRADER_CIFAR10), else the Keras cache, else None: the
+    caller reports "skipped: CIFAR-10 not available", never a pass."""
+    named = explicit or os.environ.get(ENV_CIFAR10)
+    if named:
+        return load_cifar10_folder(named)
+    for candidate in (
+        keras_cache_dir() / "cifar-10-batches-py",
+        keras_cache_dir() / "cifar-10-batches-bin",
+    ):
+        if candidate.is_dir():
+            return load_cifar10_folder(candidate)
+    return None

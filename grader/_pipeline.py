@@ -40,19 +40,23 @@ FATAL = {
 
 @functools.lru_cache(maxsize=4)
 def _splits(name: str, source: str | None):
-    from ._data import find_mnist, make_splits
+    from ._data import find_cifar10, find_mnist, make_splits
 
+    if name == "cifar10":
+        ds = find_cifar10(source)
+        return None if ds is None else make_splits(ds)
     return make_splits(find_mnist(source))
 
 
 def data_for(assignment: Assignment):
-    """The data set splits of an image assignment (loaded once per process), or None."""
-    from ._data import ENV_MNIST
+    """The data set splits of an image assignment (loaded once per process), or None (not an
+    image assignment, or CIFAR-10 is not on this machine)."""
+    from ._data import ENV_CIFAR10, ENV_MNIST
 
     task = assignment.task
     if task is None or task.data is None:
         return None
-    return _splits(task.data, os.environ.get(ENV_MNIST))
+    return _splits(task.data, os.environ.get(ENV_CIFAR10 if task.data == "cifar10" else ENV_MNIST))
 
 
 def served(splits) -> dict[str, dict[str, np.ndarray]]:
@@ -60,7 +64,7 @@ def served(splits) -> dict[str, dict[str, np.ndarray]]:
     if splits is None:
         return {}
     return {
-        "mnist": {
+        "cifar10" if splits.dataset.key == "cifar10" else "mnist": {
             "train_x": splits.train_x,
             "train_y": splits.train_y,
             "valid_x": splits.valid_x,
@@ -77,6 +81,8 @@ def probe_inputs(assignment: Assignment, splits=None) -> dict[str, np.ndarray]:
         return {}
     if task.data is not None:
         splits = splits if splits is not None else data_for(assignment)
+        if splits is None:  # the data set is not on this machine
+            return {}
         images, labels = task.select(splits.valid_x, splits.valid_y)
         n = min(task.probes, len(images))
         probes = {
@@ -178,6 +184,7 @@ def grade_file(
         tensorflow=assignment.api in ("tf1", "keras")
         and (_submission.mentions(source, "tensorflow") or _submission.mentions(source, "keras")),
         api=assignment.api,
+        run_as_main=not (assignment.task and assignment.task.data and splits is None),
         timeout_s=assignment.limits.timeout_s,
         memory_mb=assignment.limits.memory_mb,
         call_timeout_s=assignment.limits.call_timeout_s,
@@ -187,6 +194,11 @@ def grade_file(
     outcome = runner.run(job)
     log = outcome.stdout
     notes = list(source.notes)
+    if not job.run_as_main:
+        notes.append(
+            f"{assignment.task.data} is not available here: the file was loaded without running "
+            f'its `if __name__ == "__main__":` part; the model was checked, not trained'
+        )
     if outcome.status in FATAL:
         status = "error" if outcome.status == "sandbox_error" else "failed"
         return finish(

@@ -40,7 +40,7 @@ class Generator:
         return (self.boundary(points[:, 0], points[:, 1]) >= 0).astype(np.int64)
 
 
-DATASETS = ("mnist",)
+DATASETS = ("mnist", "cifar10")
 
 GENERATORS: dict[str, Generator] = {
     # seed 004, Perceptron: x1 = 8*rand, x2 = 7*rand - 4, g = 0.8*x1 + x2 - 3
@@ -157,7 +157,7 @@ class Task:
         rest["model"] = data.get("model", "graph")
         rest["digits"] = tuple(int(d) for d in data.get("digits", ()))
         if "data" in data:
-            return cls(None, tuple(layers), data=data["data"], classes=10, **rest)
+            return cls(None, tuple(layers), data=data["data"], classes=10, **rest)  # 10 classes
         return cls(generator=GENERATORS[gen], layers=tuple(layers), **rest)
 
     # -- data -------------------------------------------------------------------------------

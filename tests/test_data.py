@@ -133,3 +133,49 @@ def test_splits_keep_heldout_apart():
     served = {a.tobytes() for a in np.concatenate([s.train_x, s.valid_x])}
     assert not any(a.tobytes() in served for a in s.heldout_x)
     assert s.describe()["served_validation"] == 400
+
+
+def _fake_cifar_bin(folder, n=4):
+    """A few records in CIFAR-10's binary layout: only to test the reader, never to grade."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        np.concatenate([labels[:, None], pixels], axis=1).tofile(folder / name)
+
+
+def test_cifar10_binary_reader_and_absence(tmp_path, monkeypatch):
+    from grader._data import find_cifar10, load_cifar10_folder
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("GRADER_CIFAR10", raising=False)
+    assert find_cifar10() is None  # absent: the caller reports "skipped", never a pass
+    _fake_cifar_bin(tmp_path / "bin")
+    ds = load_cifar10_folder(tmp_path / "bin")
+    assert (
+        ds.key == "cifar10"
+        and ds.x_train.shape == (20, 32, 32, 3)
+        and ds.x_test.shape == (4, 32, 32, 3)
+    )
+    raw = np.fromfile(tmp_path / "bin" / "test_batch.bin", dtype=np.uint8).reshape(-1, 3073)
+    assert ds.y_test.tolist() == raw[:, 0].tolist()
+    assert np.array_equal(ds.x_test[0, :, :, 0].ravel(), raw[0, 1:1025])  # channel-first bytes
+
+
+def test_cifar10_pickles_may_hold_data_only(tmp_path):
+    import pickle
+
+    from grader._data import load_cifar10_folder
+
+    folder = tmp_path / "py"
+    folder.mkdir()
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": Evil(), b"labels": [1]}))
+    with pytest.raises(DataError, match=r"refuses to load builtins\.print from a data file"):
+        load_cifar10_folder(folder)

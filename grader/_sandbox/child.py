@@ -227,7 +227,9 @@ def main(jobdir: str) -> int:
     facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
     where = job["where"]
     namespace: dict = {
-        "__name__": "__main__",
+        # Not "__main__" when the spec says so (CIFAR-10 absent): the file is loaded as a module
+        # and its `if __name__ == "__main__":` training part does not run.
+        "__name__": "__main__" if job.get("run_as_main", True) else "submission",
         "__file__": job["display_name"],
         "__builtins__": __builtins__,
     }
@@ -359,6 +361,13 @@ def _collect(collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
     if collect.get("keras_model"):
         name = collect["keras_model"]
         model = ns.get(name)
+        if name.endswith("()"):  # a function that builds the model, as the CIFAR homework asks
+            builder = ns.get(name[:-2])
+            try:
+                model = builder() if callable(builder) else None
+            except Exception as exc:  # noqa: BLE001
+                facts["keras_error"] = f"{name} raised {_short(exc)}"
+                model = None
         if model is None:
             missing[name] = "not defined"
         elif not (hasattr(model, "to_json") and hasattr(model, "get_weights")):

@@ -53,6 +53,7 @@ class Job:
     hide: tuple[str, ...] = ()
     datasets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # public splits only
     api: str = "tf1"
+    run_as_main: bool = True  # False: load the file as a module (its __main__ part does not run)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class ColdRunner:
             "seed": job.seed,
             "tensorflow": job.tensorflow,
             "api": job.api,
+            "run_as_main": job.run_as_main,
             "collect": job.collect,
             "call_timeout_s": job.call_timeout_s,
             "datasets": {name: f"data_{name}.npz" for name in job.datasets},
