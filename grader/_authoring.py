@@ -186,6 +186,13 @@ def make_template(name: str, reference: Path) -> Template:
     return Template(name, "\n".join(out) + "\n", blanks)
 
 
+def count_blanks(course, name: str) -> int:
+    """How many blanks the template(s) of an assignment hold."""
+    ref = course.reference(name)
+    parts = sorted(ref.glob("*.py")) if ref.is_dir() else [ref]
+    return sum(make_template(name, part).blanks for part in parts)
+
+
 def _has_blank(source: str) -> bool:
     try:
         return any(t.type == tokenize.NAME and t.string == BLANK for t in _tokens(source))
@@ -231,6 +238,12 @@ def generate(course, *, check: bool = False) -> list[Path]:
     wanted: dict[Path, str] = {}
     for name in course.names():
         ref = course.reference(name)
+        if ref.is_dir():  # a multi-file assignment: templates/<name>/<file>.py and .ipynb
+            for part in sorted(ref.glob("*.py")):
+                template = make_template(f"{name}-{part.stem}", part)
+                wanted[course.templates_dir / name / part.name] = template.text
+                wanted[course.templates_dir / name / f"{part.stem}.ipynb"] = to_notebook(template)
+            continue
         if not ref.is_file():
             raise MarkerError(f"no reference at {ref} for assignment {name!r}")
         template = make_template(name, ref)
@@ -245,7 +258,7 @@ def generate(course, *, check: bool = False) -> list[Path]:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
     if course.templates_dir.is_dir():
-        for path in sorted(course.templates_dir.iterdir()):
+        for path in sorted(course.templates_dir.rglob("*")):
             if path.suffix in (".py", ".ipynb") and path not in wanted:
                 differ.append(path)
                 if not check:

@@ -574,6 +574,54 @@ def check_latent_separation(
     )
 
 
+# --- checkpoint_restore ---------------------------------------------------------------------------
+
+
+@check("checkpoint_restore", needs_task=True)
+def check_checkpoint_restore(
+    ev: Evidence, *, names: list[str], prefix: str = "train:", atol: float = 1e-6
+) -> Verdict:
+    """The test file restored exactly what the training file trained and saved (the two ran
+    in separate namespaces and graphs): same variables, hence the same held-out accuracy."""
+    stages = [s["file"] for s in ev.assignment.stages] or ["training", "test"]
+    trained_in, tested_in = stages[0], stages[-1]
+    problems = []
+    trained, restored = {}, {}
+    for name in names:
+        try:
+            trained[name] = np.asarray(ev.array(prefix + name), dtype=np.float64)
+        except Missing:
+            problems.append(f"{trained_in} left no trained {show(name)}: did it run a session?")
+            continue
+        try:
+            restored[name] = np.asarray(ev.array(name), dtype=np.float64)
+        except Missing:
+            problems.append(
+                f"{tested_in} has no value for {show(name)}: restore the checkpoint with "
+                f"tf.train.Saver().restore(sess, path)"
+            )
+            continue
+        if trained[name].shape != restored[name].shape:
+            problems.append(
+                f"{show(name)} is {_fmt_shape(trained[name].shape)} when trained, {_fmt_shape(restored[name].shape)} when restored"
+            )
+        elif not np.allclose(trained[name], restored[name], atol=atol, rtol=0, equal_nan=True):
+            diff = float(np.max(np.abs(trained[name] - restored[name])))
+            problems.append(
+                f"{tested_in} used a {show(name)} that differs from the one {trained_in} trained, by "
+                f"up to {diff:.3g}: was the checkpoint saved after training, and restored rather "
+                f"than initialized again?"
+            )
+    if problems:
+        return Verdict(0.0, "\n".join(problems))
+    text = f"{tested_in} restored exactly what {trained_in} trained ({', '.join(show(n) for n in names)})"
+    if ev.data is not None:
+        x = ev.task.features(ev.data.heldout_x)
+        acc = float(np.mean(ev.task.predict_class(restored, x) == ev.data.heldout_y))
+        text += f": held-out accuracy {acc:.1%} after the restore, as after training"
+    return Verdict(1.0, text)
+
+
 # --- records -----------------------------------------------------------------------------------
 
 

@@ -49,7 +49,9 @@ class Course:
         return [self.assignment(n) for n in self.names()]
 
     def reference(self, name: str) -> Path:
-        return self.reference_dir / f"{name}.py"
+        """`reference/<name>.py`, or the folder `reference/<name>/` of a multi-file assignment."""
+        folder = self.reference_dir / name
+        return folder if folder.is_dir() else self.reference_dir / f"{name}.py"
 
     def private_dirs(self) -> list[Path]:
         """Folders student code must never read: everything in the course but the grader package

@@ -150,27 +150,30 @@ def grade_file(
         )
 
     try:
-        source = _submission.load(path)
+        if assignment.files:
+            parts = _submission.load_parts(path, list(assignment.files))
+        else:
+            parts = [(path.name, _submission.load(path))]
     except SubmissionError as exc:
         return finish("unreadable", _all_failed(checks, FATAL["unreadable"]), [str(exc)])
+    source_notes = tuple(n for _, src in parts for n in src.notes)
 
-    blanks = _submission.find_blanks(source)
+    blanks = [b for _, src in parts for b in _submission.find_blanks(src)]
     if blanks:
         reason = f"{FATAL['blanks']} ({len(blanks)})"
         return finish(
-            "blanks",
-            _all_failed(checks, reason),
-            [b.message for b in blanks],
-            source.notes,
+            "blanks", _all_failed(checks, reason), [b.message for b in blanks], source_notes
         )
-    syntax = _submission.check_syntax(source)
+    syntax = [p for _, src in parts if (p := _submission.check_syntax(src))]
     if syntax:
         return finish(
-            "syntax",
-            _all_failed(checks, FATAL["syntax"]),
-            [syntax.message],
-            source.notes,
+            "syntax", _all_failed(checks, FATAL["syntax"]), [syntax[0].message], source_notes
         )
+    source = parts[0][1]
+    uses_tf = any(
+        _submission.mentions(src, "tensorflow") or _submission.mentions(src, "keras")
+        for _, src in parts
+    )
 
     splits = data_for(assignment)
     inputs = probe_inputs(assignment, splits)
@@ -181,8 +184,9 @@ def grade_file(
         collect=assignment.collect,
         inputs=inputs,
         seed=assignment.seed,
-        tensorflow=assignment.api in ("tf1", "keras")
-        and (_submission.mentions(source, "tensorflow") or _submission.mentions(source, "keras")),
+        tensorflow=assignment.api in ("tf1", "keras") and uses_tf,
+        modules={name: (src.code, src.where) for name, src in parts} if assignment.files else {},
+        stages=assignment.stages,
         api=assignment.api,
         run_as_main=not (assignment.task and assignment.task.data and splits is None),
         timeout_s=assignment.limits.timeout_s,
@@ -193,7 +197,7 @@ def grade_file(
     )
     outcome = runner.run(job)
     log = outcome.stdout
-    notes = list(source.notes)
+    notes = list(source_notes)
     if not job.run_as_main:
         notes.append(
             f"{assignment.task.data} is not available here: the file was loaded without running "
@@ -205,7 +209,7 @@ def grade_file(
             outcome.status,
             _all_failed(checks, FATAL[outcome.status], status),
             [outcome.message],
-            source.notes,
+            source_notes,
             log,
             outcome.timing,
             outcome.isolation,
@@ -277,6 +281,10 @@ def find_submissions(directory: Path, assignments: Iterable[Assignment]) -> list
         p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
     ):
         for a in assignments:
+            if a.files:  # several files: the submission is the folder that holds them
+                folder = student_dir / a.name
+                subs.append(Submission(student_dir.name, a, folder if folder.is_dir() else None))
+                continue
             found = None
             for candidate in (student_dir / f"{a.name}.ipynb", student_dir / f"{a.name}.py"):
                 if candidate.is_file():

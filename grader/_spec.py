@@ -66,6 +66,8 @@ class Assignment:
     checks: tuple[CheckSpec, ...]
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # a multi-file submission: the files of its folder
+    stages: tuple[dict[str, Any], ...] = ()  # the files that run, in order, and their prefixes
 
     @property
     def points(self) -> float:
@@ -120,8 +122,18 @@ def load_assignment(path: Path) -> Assignment:
 
     run = data.get("run", {})
     for key in run:
-        if key not in ("seed", "grading_seed"):
-            raise SpecError(f"{where}: unknown key [run].{key}; known: ['grading_seed', 'seed']")
+        if key not in ("seed", "grading_seed", "files", "stages"):
+            raise SpecError(
+                f"{where}: unknown key [run].{key}; known: ['files', 'grading_seed', 'seed', 'stages']"
+            )
+    files = tuple(run.get("files", ()))
+    stages = tuple(dict(s) for s in run.get("stages", ()))
+    for i, stage in enumerate(stages):
+        if stage.get("file") not in files or set(stage) - {"file", "prefix", "collect"}:
+            raise SpecError(
+                f"{where}: [run].stages[{i}] needs a `file` among [run].files "
+                f"(and optionally `prefix`, `collect`)"
+            )
 
     collect = data.get("collect", {})
     for key in collect:
@@ -174,6 +186,8 @@ def load_assignment(path: Path) -> Assignment:
         task=task,
         checks=tuple(checks),
         description=data.get("description", ""),
+        files=files,
+        stages=stages,
     )
 
 

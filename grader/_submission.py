@@ -138,6 +138,26 @@ def _notebook_lines(path: Path, text: str, notes: list[str]) -> tuple[list[str],
     return lines, where
 
 
+def load_parts(folder: Path, names: list[str]) -> list[tuple[str, Source]]:
+    """A multi-file submission: a folder holding each named file (or its `.ipynb`); every
+    line is then named with its file ("Train_NN.py, line 12")."""
+    if not folder.is_dir():
+        raise SubmissionError(
+            f"{folder}: this assignment is several files ({', '.join(names)}): submit a folder"
+        )
+    parts = []
+    for name in names:
+        stem = Path(name).stem
+        found = [c for c in (folder / name, folder / f"{stem}.ipynb") if c.is_file()]
+        if not found:
+            raise SubmissionError(f"{folder}: {name} (or {stem}.ipynb) is missing")
+        src = load(found[0])
+        where = tuple(f"{name}, {w}" for w in src.where)
+        notes = tuple(f"{name}: {n}" for n in src.notes)
+        parts.append((name, Source(src.path, src.code, where, notes)))
+    return parts
+
+
 def find_blanks(source: Source) -> list[Problem]:
     """Every unfilled blank (`___`, or `?` as the lecture notes write them), one per occurrence."""
     problems: list[Problem] = []

@@ -72,6 +72,10 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
     "relu": lambda z: np.maximum(z, 0.0),
     "tanh": np.tanh,
+    "softmax": lambda z: (
+        np.exp(z - z.max(axis=-1, keepdims=True))
+        / np.exp(z - z.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True)
+    ),
 }
 
 

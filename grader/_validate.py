@@ -7,11 +7,15 @@ exactly one message per unfilled blank, and the templates are what `generate` wo
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._authoring import generate, make_template
+from ._authoring import count_blanks, generate
 from ._pipeline import Submission, grade_many
 from ._sandbox.runner import ColdRunner
 
@@ -26,8 +30,18 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
             console.print(f"  {path.relative_to(course.root)}")
     specs = {n: course.assignment(n) for n in names}
     subs = []
+    scratch = Path(tempfile.mkdtemp(prefix="grader-validate-"))
     for name, spec in specs.items():
         subs.append(Submission("reference", spec, course.reference(name)))
+        if spec.files:  # a folder of templates: grade its .py files, then its notebooks alone
+            folder = course.templates_dir / name
+            notebooks = scratch / name
+            notebooks.mkdir()
+            for nb in folder.glob("*.ipynb"):
+                shutil.copy(nb, notebooks / nb.name)
+            subs.append(Submission("template.py", spec, folder))
+            subs.append(Submission("template.ipynb", spec, notebooks))
+            continue
         for suffix in (".py", ".ipynb"):
             path = course.templates_dir / f"{name}{suffix}"
             subs.append(Submission(f"template{suffix}", spec, path if path.is_file() else None))
@@ -37,6 +51,7 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
         results = grade_many(subs, runner, jobs=jobs, hide=hide)
     finally:
         runner.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
     table = Table(title="validate", title_justify="left")
     for col in ("assignment", "file", "score", "expected", "verdict"):
@@ -63,7 +78,7 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
                 )
             )
         else:
-            blanks = make_template(name, course.reference(name)).blanks
+            blanks = count_blanks(course, name)
             good = (
                 result.score == 0
                 and result.run_status == "blanks"

@@ -142,14 +142,15 @@ def generate(ctx: click.Context, check_only: bool) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--assignment", "-a", required=True, help="Assignment name (see 'grader list').")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the results.json (Gradescope schema) on stdout."
 )
 @click.pass_context
 def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> None:
-    """Check your own work before you submit: runs the public checks on FILE.
+    """Check your own work before you submit: runs the public checks on FILE (a folder for an
+    assignment of several files).
 
     \b
     Example:

@@ -84,6 +84,26 @@ EXPECTED = {
             "note": r"cifar10 is not available here: the file was loaded without running",
         },
     ),
+    "broken/mnist_softmax_no_restore": (
+        "mnist_softmax",
+        "completed",
+        4,
+        {
+            "checkpoint restore": r"Test_NN\.py used a `w` that differs from the one Train_NN\.py "
+            r"trained",
+            "accuracy": r"it predicts \d for 100% of the images",
+        },
+    ),
+    "broken/mnist_softmax_never_saved": (
+        "mnist_softmax",
+        "exception",
+        2,
+        {
+            "problem": r"while running Test_NN\.py:\nTraceback \(your code only\):\n  Test_NN\.py, "
+            r"line 18",
+            "checkpoint restore": r"Test_NN\.py has no value for `w`: restore the checkpoint",
+        },
+    ),
     "broken/mnist_never_trained.py": (
         "mnist_mlp",
         "completed",

@@ -127,11 +127,13 @@ def _isolate(cfg: dict) -> list[str]:
     return notes
 
 
-def _student_frames(exc: BaseException, filename: str, where: list[str]) -> str:
-    """The traceback with the student's own frames only, at the student's line numbers."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+def _student_frames(exc: BaseException, wheres: dict[str, list[str]]) -> str:
+    """The traceback with the student's own frames only (any of their files), at the student's
+    line numbers."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in wheres]
     lines = ["Traceback (your code only):"]
     for f in frames:
+        where = wheres[f.filename]
         loc = where[f.lineno - 1] if f.lineno and 0 < f.lineno <= len(where) else f"line {f.lineno}"
         func = "" if f.name == "<module>" else f", in {f.name}"
         lines.append(f"  {loc}{func}")
@@ -213,9 +215,17 @@ def main(jobdir: str) -> int:
             tfc = tfcompat
         facts["timing"]["import_s"] = time.perf_counter() - t0
 
-    code_path = os.path.abspath(job["code_file"])
-    with open(code_path, encoding="utf-8") as fh:
-        code = fh.read()
+    # The student's files: one script, or several (a training file, a test file, a module they
+    # both import); `stages` run in order, each in a fresh namespace and a fresh graph.
+    files: dict[str, list[str]] = job["files"]
+    wheres = {os.path.abspath(name): where for name, where in files.items()}
+    sources = {}
+    for name in files:
+        with open(name, encoding="utf-8") as fh:
+            sources[name] = fh.read()
+    if len(files) > 1:
+        sys.path.insert(0, jobdir)  # their own modules import each other
+    code = "\n".join(sources.values())
     t0 = time.perf_counter()
     from . import legacy
 
@@ -225,43 +235,79 @@ def main(jobdir: str) -> int:
 
         datasets.install(job["datasets"], code)
     facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
-    where = job["where"]
-    namespace: dict = {
-        # Not "__main__" when the spec says so (CIFAR-10 absent): the file is loaded as a module
-        # and its `if __name__ == "__main__":` training part does not run.
-        "__name__": "__main__" if job.get("run_as_main", True) else "submission",
-        "__file__": job["display_name"],
-        "__builtins__": __builtins__,
-    }
+    stages = job.get("stages") or [{"file": next(iter(files)), "prefix": ""}]
+    facts["timing"]["student_s"] = facts["timing"]["collect_s"] = 0.0
+    for number, stage in enumerate(stages):
+        if number:  # a fresh start: new graph, no session, the student's modules re-imported
+            if tfc is not None:
+                tfc.reset()
+            for name in files:
+                sys.modules.pop(os.path.splitext(name)[0], None)
+        path = os.path.abspath(stage["file"])
+        namespace: dict = {
+            # Not "__main__" when the spec says so (CIFAR-10 absent): the file is loaded as a
+            # module and its `if __name__ == "__main__":` training part does not run.
+            "__name__": "__main__" if job.get("run_as_main", True) else "submission",
+            "__file__": stage["file"] if len(files) > 1 else job["display_name"],
+            "__builtins__": __builtins__,
+        }
+        t0 = time.perf_counter()
+        try:
+            compiled = compile(sources[stage["file"]], path, "exec", dont_inherit=True)
+            exec(compiled, namespace)
+        except SystemExit as exc:
+            facts["status"] = "exit"
+            facts["exception"] = (
+                f"your code called sys.exit({'' if exc.code is None else repr(exc.code)}); "
+                f"the rest of it did not run"
+            )
+        except MemoryError as exc:
+            facts["status"] = "memory"
+            facts["exception"] = _student_frames(exc, wheres)
+        except BaseException as exc:  # noqa: BLE001 - a student's exception is a result
+            facts["status"] = "exception"
+            facts["exception"] = _student_frames(exc, wheres)
+        if facts.get("exception") and len(files) > 1:
+            facts["exception"] = f"while running {stage['file']}:\n" + facts["exception"]
+        facts["timing"]["student_s"] += time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    try:
-        compiled = compile(code, code_path, "exec", dont_inherit=True)
-        exec(compiled, namespace)
-    except SystemExit as exc:
-        facts["status"] = "exit"
-        facts["exception"] = (
-            f"your code called sys.exit({'' if exc.code is None else repr(exc.code)}); "
-            f"the rest of it did not run"
+        # --- collect ---------------------------------------------------------------------------
+        t0 = time.perf_counter()
+        prefix = stage.get("prefix", "")
+        got_facts = (
+            facts
+            if not prefix
+            else {
+                "missing": {},
+                "declared_shapes": {},
+                "placeholders": {},
+                "fetch_errors": {},
+                "call_errors": {},
+                "call_counts": {},
+            }
         )
-    except MemoryError as exc:
-        facts["status"] = "memory"
-        facts["exception"] = _student_frames(exc, code_path, where)
-    except BaseException as exc:  # noqa: BLE001 - a student's exception is a result, not a crash
-        facts["status"] = "exception"
-        facts["exception"] = _student_frames(exc, code_path, where)
-    facts["timing"]["student_s"] = time.perf_counter() - t0
-
-    # --- collect -------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    collect = job.get("collect", {})
-    try:
-        _collect(
-            collect, namespace, inputs, facts, arrays, tfc, np, float(job.get("call_timeout_s", 10))
-        )
-    except BaseException as exc:  # noqa: BLE001
-        facts["collect_error"] = _short(exc)
-    facts["timing"]["collect_s"] = time.perf_counter() - t0
+        got_arrays = arrays if not prefix else {}
+        try:
+            _collect(
+                stage.get("collect", job.get("collect", {})),
+                namespace,
+                inputs,
+                got_facts,
+                got_arrays,
+                tfc,
+                np,
+                float(job.get("call_timeout_s", 10)),
+            )
+        except BaseException as exc:  # noqa: BLE001
+            facts["collect_error"] = _short(exc)
+        for key, value in got_arrays.items() if prefix else ():
+            arrays[prefix + key] = value
+        for field in ("missing", "declared_shapes") if prefix else ():
+            for key, value in got_facts[field].items():
+                facts[field][prefix + key] = value
+        facts["timing"]["collect_s"] += time.perf_counter() - t0
+        if facts.get("exception"):
+            break
     facts["timing"]["child_total_s"] = time.perf_counter() - t_start
 
     out = os.path.join(jobdir, "out")

@@ -53,6 +53,10 @@ class Job:
     hide: tuple[str, ...] = ()
     datasets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # public splits only
     api: str = "tf1"
+    # Several files (a multi-file submission): name -> (code, where); `code`/`where` are then
+    # unused. `stages`: which files run, in order, and the prefix of what each one hands back.
+    modules: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    stages: tuple[dict[str, Any], ...] = ()
     run_as_main: bool = True  # False: load the file as a module (its __main__ part does not run)
 
 
@@ -186,15 +190,17 @@ class ColdRunner:
             shutil.rmtree(jobdir, ignore_errors=True)
 
     def _execute(self, job: Job, jobdir: Path, slot_uid: int) -> RunOutcome:
-        (jobdir / "submission.py").write_text(job.code, encoding="utf-8")
+        files = dict(job.modules) or {"submission.py": (job.code, job.where)}
+        for name, (code, _where) in files.items():
+            (jobdir / name).write_text(code, encoding="utf-8")
         if job.inputs:
             np.savez(jobdir / "inputs.npz", **job.inputs)
         for name, arrays in job.datasets.items():
             np.savez(jobdir / f"data_{name}.npz", **arrays)
         spec = {
             "display_name": job.display_name,
-            "code_file": "submission.py",
-            "where": list(job.where),
+            "files": {name: list(where) for name, (_code, where) in files.items()},
+            "stages": list(job.stages),
             "seed": job.seed,
             "tensorflow": job.tensorflow,
             "api": job.api,

@@ -72,6 +72,18 @@ def install(seed: int) -> None:
     sys.modules["tensorflow"] = v1
 
 
+def reset() -> None:
+    """Forget the previous stage: a new default graph (seeded), no sessions, no snapshots."""
+    for sess in _SESSIONS:
+        try:
+            _BaseSession.close(sess)
+        except Exception:  # noqa: BLE001
+            pass
+    _SESSIONS.clear()
+    _SNAPSHOTS.clear()
+    _v1.reset_default_graph()
+
+
 def install_tf2(seed: int) -> None:
     """TensorFlow 2 as it is (Keras assignments), seeded, one thread per op, deterministic."""
     import os
