@@ -44,6 +44,12 @@ ASSIGNMENTS = (
     "softmax_classifier",
     "mlp_boundary",
     "mlp_boundary_hard",
+    "mnist_softmax",
+    "mnist_mlp",
+    "keras_mnist",
+    "keras_mlp",
+    "autoencoder",
+    "cifar10_mlp",
 )
 PHASES = (
     "startup",

@@ -113,6 +113,40 @@ def _nonfinite(params: dict[str, np.ndarray]) -> list[str]:
     return [show(k) for k, v in params.items() if not np.all(np.isfinite(v))]
 
 
+def _finite_params(ev: Evidence) -> dict[str, np.ndarray] | Verdict:
+    """The student's weight arrays, or the verdict that training diverged."""
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    return params
+
+
+def _bound_for(ev: Evidence, table: dict[str, float], what: str) -> float | Verdict:
+    """The spec's bound for the data set this run is graded on, or a skipped verdict when the
+    data are absent or no bound is calibrated for them (never counted as passed)."""
+    if ev.data is None:
+        return Verdict(
+            0.0, f"{DATA_NAMES.get(ev.task.data, ev.task.data)} not available", skipped=True
+        )
+    if ev.data.dataset.key not in table:
+        return Verdict(0.0, f"no {what} is set for {ev.data.dataset.name}", skipped=True)
+    return float(table[ev.data.dataset.key])
+
+
+def _against(
+    text: str, value: float, bound: float, *, least: bool, fmt: str, got: str = "", hint: str = ""
+) -> Verdict:
+    """Pass when `value` is at least (or at most) `bound`; the message says the figure and,
+    on failure, what was expected."""
+    expected = f"{'>=' if least else '<='} {bound:{fmt}}"
+    got = got or f"{value:{fmt}}"
+    if (value >= bound) if least else (value <= bound):
+        return Verdict(1.0, text, expected=expected, got=got)
+    word = "at least" if least else "at most"
+    return Verdict(0.0, f"{text}; expected {word} {bound:{fmt}}{hint}", expected=expected, got=got)
+
+
 # --- shapes ------------------------------------------------------------------------------------
 
 
@@ -488,15 +522,7 @@ def check_decision_boundary(
         f"your classifier agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
         f"{grid}x{grid} grid over {domain} and on {on_held:.1%} of {heldout} held-out points"
     )
-    got = min(on_grid, on_held)
-    if got >= minimum:
-        return Verdict(1.0, text, expected=f">= {minimum:.1%}", got=f"{got:.1%}")
-    return Verdict(
-        0.0,
-        f"{text}; expected at least {minimum:.1%}",
-        expected=f">= {minimum:.1%}",
-        got=f"{got:.1%}",
-    )
+    return _against(text, min(on_grid, on_held), minimum, least=True, fmt=".1%")
 
 
 # --- autoencoder -------------------------------------------------------------------------------
@@ -507,17 +533,12 @@ def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
     """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
     student's weights, on held-out images of the assignment's digits, below a bound calibrated
     per data set."""
-    if ev.data is None:
-        return Verdict(0.0, "data not available", skipped=True)
-    key = ev.data.dataset.key
-    if key not in maximum:
-        return Verdict(
-            0.0, f"no reconstruction bound is set for {ev.data.dataset.name}", skipped=True
-        )
-    params = ev.params()
-    bad = _nonfinite(params)
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    bound = _bound_for(ev, maximum, "reconstruction bound")
+    if isinstance(bound, Verdict):
+        return bound
+    params = _finite_params(ev)
+    if isinstance(params, Verdict):
+        return params
     images, _ = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
     x = ev.task.features(images)
     try:
@@ -526,12 +547,7 @@ def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
     digits = "/".join(map(str, ev.task.digits)) or "all"
     text = f"mean squared reconstruction error {err:.4f} on {len(x)} held-out images of digits {digits}"
-    bound = maximum[key]
-    if err <= bound:
-        return Verdict(1.0, text, expected=f"<= {bound:g}", got=f"{err:.4f}")
-    return Verdict(
-        0.0, f"{text}; expected at most {bound:g}", expected=f"<= {bound:g}", got=f"{err:.4f}"
-    )
+    return _against(text, err, bound, least=False, fmt="g", got=f"{err:.4f}")
 
 
 @check("latent_separation", needs_task=True)
@@ -544,15 +560,12 @@ def check_latent_separation(
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    if ev.data is None:
-        return Verdict(0.0, "data not available", skipped=True)
-    key = ev.data.dataset.key
-    if key not in minimum:
-        return Verdict(0.0, f"no separation bound is set for {ev.data.dataset.name}", skipped=True)
-    params = ev.params()
-    bad = _nonfinite(params)
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    want = _bound_for(ev, minimum, "separation bound")
+    if isinstance(want, Verdict):
+        return want
+    params = _finite_params(ev)
+    if isinstance(params, Verdict):
+        return params
     images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
     try:
         z = ev.task.forward(params, ev.task.features(images), 0, latent_layers)
@@ -566,12 +579,7 @@ def check_latent_separation(
         f"a {neighbours}-nearest-neighbour classifier tells digits {digits} apart from their "
         f"{z.shape[1]}-D latent codes with {acc:.1%} accuracy ({len(z)} held-out images, 5-fold)"
     )
-    want = minimum[key]
-    if acc >= want:
-        return Verdict(1.0, text, expected=f">= {want:.1%}", got=f"{acc:.1%}")
-    return Verdict(
-        0.0, f"{text}; expected at least {want:.1%}", expected=f">= {want:.1%}", got=f"{acc:.1%}"
-    )
+    return _against(text, acc, want, least=True, fmt=".1%")
 
 
 # --- checkpoint_restore ---------------------------------------------------------------------------
@@ -665,13 +673,9 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
     """Accuracy of the student's weights in the grader's own rebuild of the network, on the
     held-out test set the sandbox never saw. `minimum` is per data set (`mnist`,
     `mnist-embedded`, ...), calibrated against the reference on the same data."""
-    if ev.data is None:
-        return Verdict(
-            0.0, f"{DATA_NAMES.get(ev.task.data, ev.task.data)} not available", skipped=True
-        )
-    ds = ev.data.dataset
-    if ds.key not in minimum:
-        return Verdict(0.0, f"no accuracy threshold is set for {ds.name}", skipped=True)
+    want = _bound_for(ev, minimum, "accuracy threshold")
+    if isinstance(want, Verdict):
+        return want
     x = ev.task.features(ev.data.heldout_x)
     if ev.task.model == "keras":
         from ._checks_keras import student_model
@@ -686,29 +690,21 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
                 0.0, f"your model does not take the images as the notes prepare them: {exc}"
             )
     else:
-        params = ev.params()
-        bad = _nonfinite(params)
-        if bad:
-            return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+        params = _finite_params(ev)
+        if isinstance(params, Verdict):
+            return params
         try:
             pred = ev.task.predict_class(params, x)
         except ValueError as exc:
             return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
     acc = float(np.mean(pred == ev.data.heldout_y))
-    want = minimum[ds.key]
-    text = f"accuracy {acc:.1%} on {len(pred)} held-out images of {ds.name}"
-    if acc >= want:
-        return Verdict(1.0, text, expected=f">= {want:.1%}", got=f"{acc:.1%}")
+    text = f"accuracy {acc:.1%} on {len(pred)} held-out images of {ev.data.dataset.name}"
     common = np.bincount(pred, minlength=ev.task.classes)
     hint = ""
     if common.max() > 0.5 * len(pred):
-        hint = f"; it predicts {int(np.argmax(common))} for {common.max() / len(pred):.0%} of the images"
-    return Verdict(
-        0.0,
-        f"{text}; expected at least {want:.1%}{hint}",
-        expected=f">= {want:.1%}",
-        got=f"{acc:.1%}",
-    )
+        share = common.max() / len(pred)
+        hint = f"; it predicts {int(np.argmax(common))} for {share:.0%} of the images"
+    return _against(text, acc, want, least=True, fmt=".1%", hint=hint)
 
 
 # --- one_hot -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,6 @@ class Assignment:
     task: Task | None
     checks: tuple[CheckSpec, ...]
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # a multi-file submission: the files of its folder
     stages: tuple[dict[str, Any], ...] = ()  # the files that run, in order, and their prefixes
 
