@@ -37,6 +37,14 @@ PR_SET_PDEATHSIG = 1
 EXIT_SETUP_FAILED = 97  # the sandbox could not be set up: the grader's fault, not the student's
 
 _MANIFEST_VERSION = 1
+_COLLECTED_FACTS = (
+    "missing",
+    "declared_shapes",
+    "placeholders",
+    "fetch_errors",
+    "call_errors",
+    "call_counts",
+)
 
 
 class _CallBudgetExceeded(BaseException):
@@ -274,18 +282,9 @@ def main(jobdir: str) -> int:
         # --- collect ---------------------------------------------------------------------------
         t0 = time.perf_counter()
         prefix = stage.get("prefix", "")
-        got_facts = (
-            facts
-            if not prefix
-            else {
-                "missing": {},
-                "declared_shapes": {},
-                "placeholders": {},
-                "fetch_errors": {},
-                "call_errors": {},
-                "call_counts": {},
-            }
-        )
+        # An earlier stage (prefix "train:") hands back its arrays under that prefix; the last
+        # stage's facts are the run's own.
+        got_facts = facts if not prefix else {k: {} for k in _COLLECTED_FACTS}
         got_arrays = arrays if not prefix else {}
         try:
             _collect(
