@@ -126,8 +126,9 @@ def _bound_for(ev: Evidence, table: dict[str, float], what: str) -> float | Verd
     """The spec's bound for the data set this run is graded on, or a skipped verdict when the
     data are absent or no bound is calibrated for them (never counted as passed)."""
     if ev.data is None:
+        name = DATA_NAMES.get(ev.task.data, ev.task.data)
         return Verdict(
-            0.0, f"{DATA_NAMES.get(ev.task.data, ev.task.data)} not available", skipped=True
+            0.0, f"{name} not available{WHERE_TO_PUT.get(ev.task.data, '')}", skipped=True
         )
     if ev.data.dataset.key not in table:
         return Verdict(0.0, f"no {what} is set for {ev.data.dataset.name}", skipped=True)
@@ -660,9 +661,10 @@ def check_records(ev: Evidence, *, names: list[str], min_length: int = 2) -> Ver
     return Verdict(1.0, f"{' and '.join(show(n) for n in names)}: {lengths[0]} entries each")
 
 
-DATA_NAMES = {
-    "cifar10": "CIFAR-10 (give its folder in $GRADER_CIFAR10, or put it in the Keras cache)",
-    "mnist": "MNIST",
+DATA_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
+WHERE_TO_PUT = {
+    "cifar10": " (give its folder in $GRADER_CIFAR10, or put it in the Keras cache)",
+    "mnist": " (pass --mnist PATH, or set $GRADER_MNIST)",
 }
 
 # --- accuracy ----------------------------------------------------------------------------------
