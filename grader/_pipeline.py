@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _submission
+from . import _figures, _submission
 from ._checks import REGISTRY, Evidence, Missing, Verdict
 from ._errors import SubmissionError
 from ._results import CheckResult, SubmissionResult
@@ -133,7 +133,9 @@ def grade_file(
     checks = [c for c in assignment.checks if not options.visible_only or c.visibility == "visible"]
     base = dict(assignment=assignment.name, student=student, file=str(path))
 
-    def finish(run_status, results, problems=(), notes=(), log="", timing=None, isolation=()):
+    def finish(
+        run_status, results, problems=(), notes=(), log="", timing=None, isolation=(), figures=None
+    ):
         timing = dict(timing or {})
         timing["total_s"] = time.perf_counter() - started
         splits = data_for(assignment)
@@ -146,6 +148,7 @@ def grade_file(
             log=log,
             timing=timing,
             isolation=tuple(isolation),
+            figures=figures or {},
             **base,
         )
 
@@ -222,7 +225,10 @@ def grade_file(
     results = [_run_check(c, evidence) for c in checks]
     timing = dict(outcome.timing)
     timing["checks_s"] = time.perf_counter() - t0
-    return finish(outcome.status, results, problems, notes, log, timing, outcome.isolation)
+    t0 = time.perf_counter()
+    figures = _figures.collect(evidence)
+    timing["figures_s"] = time.perf_counter() - t0
+    return finish(outcome.status, results, problems, notes, log, timing, outcome.isolation, figures)
 
 
 def _run_check(spec, evidence: Evidence) -> CheckResult:

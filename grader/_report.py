@@ -72,11 +72,15 @@ def gradebook_csv(results: Iterable[SubmissionResult]) -> str:
 
 
 def write_class_outputs(results: list[SubmissionResult], out: Path) -> Path:
-    """`OUT/<student>/<assignment>/results.json` for each result and `OUT/gradebook.csv`."""
+    """`OUT/<student>/<assignment>/results.json` and `feedback.html` for each result,
+    `OUT/gradebook.csv` and the class page `OUT/index.html`."""
+    from ._feedback import write_pages
+
     for r in results:
         write_results_json(r, out / r.student / r.assignment / "results.json")
     path = out / "gradebook.csv"
     write_atomic(path, gradebook_csv(results))
+    write_pages(results, out)  # feedback.html per submission, index.html for the class
     return path
 
 

@@ -47,6 +47,8 @@ class SubmissionResult:
     timing: dict[str, float] = field(default_factory=dict)
     isolation: tuple[str, ...] = ()
     data: dict = field(default_factory=dict)  # which data set graded it: name, sizes, checksum
+    # Plain numbers for the feedback page's plots (see _figures); not part of results.json.
+    figures: dict = field(default_factory=dict, repr=False)
 
     @property
     def score(self) -> float:
@@ -108,6 +110,7 @@ class SubmissionResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("figures")
         data["score"] = self.score
         data["max_score"] = self.max_score
         return data

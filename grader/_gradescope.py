@@ -1,0 +1,484 @@
+"""Gradescope autograder bundles, and the entry point the bundle runs on Gradescope.
+
+`build_bundle` writes the zip an instructor uploads as a Gradescope "autograder"; inside it,
+`run_autograder` calls this module's entry point once per submission:
+
+    python -m grader._gradescope run --course DIR --assignment NAME \\
+        --submission PATH --results PATH
+
+which grades with ALL the checks of the spec (the hidden ones too, unlike `grader check`), in
+the same sandbox as `grader grade`, and always writes a `results.json`: when grading fails
+for the grader's own reasons, the student gets score 0 and an output saying it is not their
+fault, and the exit status is 1 (for the instructor's log).
+
+Gradescope runs `run_autograder` as root in a Docker container that may refuse the mount and
+network namespaces the sandbox uses as root. This entry point probes for them first; where
+they are refused, it grades as the unprivileged user `nobody` instead (the sandbox then falls
+back to what it does on a student's laptop) and says so in the results' `extra_data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ._errors import GraderError
+
+__all__ = ["build_bundle", "find_submission", "main"]
+
+ENV_ROOT = "AUTOGRADER_ROOT"
+ENV_PYTHON = "GRADER_PYTHON"
+FALLBACK_USER = "nobody"
+FALLBACK_UID = 65534
+
+SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".git", ".ipynb_checkpoints"}
+SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+
+# A fixed timestamp: the same course gives the same zip, byte for byte.
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+SETUP_SH = r"""#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image (network: PyPI).
+# It installs the grader shipped in this bundle, and its dependencies, into a virtual
+# environment beside the bundle: $AUTOGRADER_ROOT/venv (/autograder/venv on Gradescope).
+set -euo pipefail
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+SOURCE="$ROOT/source"
+VENV="$ROOT/venv"
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3 python3-venv python3-pip
+fi
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "setup.sh: the grader needs Python >= 3.10 (found $(python3 -V 2>&1));" \
+        "choose an Ubuntu 22.04 or later base image in the autograder settings" >&2
+    exit 1
+fi
+python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --upgrade pip
+"$VENV/bin/python" -m pip install "$SOURCE"
+# Fail the image build now, not at the first submission, if the install is broken.
+"$VENV/bin/python" -c "import grader._gradescope, grader._pipeline"
+echo "setup.sh: grader installed in $VENV"
+"""
+
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
+# Gradescope runs this once per submission. Paths follow the Gradescope autograder
+# specification under $AUTOGRADER_ROOT (default /autograder): the bundle in source/, the
+# student's files in submission/, the results in results/results.json.
+# $GRADER_PYTHON picks the interpreter (default: the venv setup.sh made, else python3).
+set -uo pipefail
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+SOURCE="$ROOT/source"
+SUBMISSION="$ROOT/submission"
+RESULTS="$ROOT/results/results.json"
+ASSIGNMENT=@ASSIGNMENT@
+if [ -n "${GRADER_PYTHON:-}" ]; then
+    PY="$GRADER_PYTHON"
+elif [ -x "$ROOT/venv/bin/python" ]; then
+    PY="$ROOT/venv/bin/python"
+else
+    PY=python3
+fi
+mkdir -p "$ROOT/results"
+rm -f "$RESULTS"
+cd "$ROOT" || exit 1
+"$PY" -m grader._gradescope run --course "$SOURCE" --assignment "$ASSIGNMENT" \
+    --submission "$SUBMISSION" --results "$RESULTS"
+status=$?
+echo "run_autograder: the grader exited with status $status"
+if [ ! -s "$RESULTS" ]; then
+    # The grader could not even start (interpreter or install broken): Gradescope still
+    # gets a results.json, and the student learns it is not their fault.
+    cat >"$RESULTS" <<EOF
+{"score": 0, "output": "The autograder could not start (exit status $status). This is not your fault: please tell your instructor.", "stdout_visibility": "hidden", "tests": []}
+EOF
+fi
+exit 0
+"""
+
+
+# --------------------------------------------------------------------------- the bundle
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _wanted(path: Path) -> bool:
+    return not any(p in SKIP_NAMES or p.endswith(SKIP_SUFFIXES) for p in path.parts)
+
+
+def _tree(folder: Path, prefix: str) -> list[tuple[str, Path]]:
+    """(name in the zip, file) for every file under `folder`, caches and build output left out;
+    symlinks are refused (a bundle must not depend on, or leak, what they point to)."""
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not _wanted(rel):
+            continue
+        if path.is_symlink():
+            raise GraderError(f"{path} is a symbolic link: a Gradescope bundle takes plain files")
+        if path.is_file():
+            out.append((f"{prefix}/{rel.as_posix()}", path))
+    return out
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3  # Unix: the external attributes carry the file mode
+    mode = 0o755 if executable else 0o644
+    info.external_attr = (stat.S_IFREG | mode) << 16
+    zf.writestr(info, data)
+
+
+def build_bundle(course, assignment_name: str, out_zip: Path, *, source_root: Path) -> Path:
+    """Write the Gradescope autograder zip of one assignment; returns `out_zip`.
+
+    Args:
+        course: the `grader._course.Course` the assignment belongs to.
+        assignment_name: an assignment of that course (a `GraderError` names the known ones).
+        out_zip: where to write the zip (its folder is created; an existing file is replaced).
+        source_root: the grader's source checkout: `source_root/grader/` (the package) and
+            `source_root/pyproject.toml` are shipped, so that `setup.sh` installs exactly this
+            grader with pip (from PyPI only its dependencies).
+
+    The zip holds, at its root (the Gradescope autograder specification):
+        `setup.sh`            installs the bundled grader into a venv ($AUTOGRADER_ROOT/venv)
+        `run_autograder`      executable; grades $AUTOGRADER_ROOT/submission with all checks
+                              and writes $AUTOGRADER_ROOT/results/results.json (always)
+        `assignments/<name>/` the assignment's spec folder
+        `grader/`, `pyproject.toml` (and `README.md`, which pyproject names) the package
+    and nothing else: no `reference/` solutions, no templates, tests or `.git`.
+
+    `$AUTOGRADER_ROOT` defaults to `/autograder`; set it (and `$GRADER_PYTHON`, the
+    interpreter, default the venv `setup.sh` made, else `python3`) to run a bundle locally.
+    The student submits `<name>.py` or `<name>.ipynb` (or one `.py`/`.ipynb` of any name);
+    for a multi-file assignment (`[run] files = [...]`), those files.
+    """
+    spec = course.assignment(assignment_name)  # GraderError (usage) for an unknown name
+    source_root = Path(source_root)
+    package = source_root / "grader"
+    pyproject = source_root / "pyproject.toml"
+    for needed in (package / "__init__.py", pyproject):
+        if not needed.is_file():
+            raise GraderError(
+                f"{needed} not found: source_root must be the grader's source checkout "
+                f"(the folder holding grader/ and pyproject.toml)"
+            )
+    spec_dir = course.assignments_dir / spec.name
+    files = _tree(package, "grader") + _tree(spec_dir, f"assignments/{spec.name}")
+    files.append(("pyproject.toml", pyproject))
+    if (source_root / "README.md").is_file():  # pyproject's `readme`: pip needs it to build
+        files.append(("README.md", source_root / "README.md"))
+    out_zip = Path(out_zip)
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_zip.with_name(f".{out_zip.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            _add(zf, "setup.sh", SETUP_SH.encode(), executable=True)
+            script = RUN_AUTOGRADER.replace("@ASSIGNMENT@", _shell_quote(spec.name))
+            _add(zf, "run_autograder", script.encode(), executable=True)
+            for name, path in files:
+                _add(zf, name, path.read_bytes(), executable=bool(path.stat().st_mode & 0o111))
+        os.replace(tmp, out_zip)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out_zip
+
+
+# --------------------------------------------------------------------------- the submission
+
+
+class NoSubmission(Exception):
+    """The submission folder holds nothing gradeable for this assignment (the student's doing)."""
+
+
+def _visible_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix in suffixes
+        and not any(part.startswith(".") or part in SKIP_NAMES for part in p.relative_to(folder).parts)
+    )
+
+
+def find_submission(folder: Path, spec) -> Path:
+    """The file (or, for a multi-file assignment, the folder) to grade in Gradescope's
+    submission folder: `<name>.ipynb` or `<name>.py` (a notebook wins, as in `grader grade`),
+    at the top or in a sub-folder; else the only `.py`/`.ipynb` there is. Raises `NoSubmission`
+    with a message for the student."""
+    folder = Path(folder)
+    if folder.is_file():
+        return folder
+    if not folder.is_dir():
+        raise NoSubmission(f"no submission folder at {folder}")
+    if spec.files:  # several files: the folder that holds them (load_parts names what is missing)
+        first = Path(spec.files[0])
+        names = {first.name, f"{first.stem}.ipynb"}
+        if any((folder / n).is_file() for n in names):
+            return folder
+        holders = sorted(
+            {p.parent for p in _visible_files(folder, (".py", ".ipynb")) if p.name in names}
+        )
+        return holders[0] if len(holders) == 1 else folder
+    everything = _visible_files(folder, (".py", ".ipynb"))
+    for name in (f"{spec.name}.ipynb", f"{spec.name}.py"):
+        if (folder / name).is_file():
+            return folder / name
+        named = [p for p in everything if p.name == name]
+        if len(named) == 1:
+            return named[0]
+    if len(everything) == 1:
+        return everything[0]
+    found = ", ".join(str(p.relative_to(folder)) for p in everything[:10]) or "no .py or .ipynb"
+    raise NoSubmission(
+        f"submit {spec.name}.py or {spec.name}.ipynb (found: {found}); rename your file and "
+        f"submit again"
+    )
+
+
+# --------------------------------------------------------------------------- grading
+
+
+def _namespaces_available() -> bool:
+    """Whether this (root) process may create the mount and network namespaces the sandbox
+    uses as root; probed in a throw-away process, so nothing here changes."""
+    probe = (
+        "import ctypes, sys, tempfile\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.unshare(0x00020000 | 0x40000000) != 0: sys.exit(1)\n"
+        "if libc.mount(b'none', b'/', None, 16384 | 262144, None) != 0: sys.exit(2)\n"
+        "d = tempfile.mkdtemp()\n"
+        "if libc.mount(b'tmpfs', d.encode(), b'tmpfs', 1, b'size=4k') != 0: sys.exit(3)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", probe], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _no_submission_result(spec, message: str):
+    from ._results import CheckResult, SubmissionResult
+
+    checks = tuple(
+        CheckResult(c.name, c.check, "failed", 0.0, c.points, "no submission file to grade",
+                    visibility=c.visibility)
+        for c in spec.checks
+    )  # fmt: skip
+    return SubmissionResult(
+        assignment=spec.name,
+        student="",
+        file="",
+        run_status="missing",
+        checks=checks,
+        problems=(message,),
+    )
+
+
+def _grade(course_dir: Path, assignment: str, submission: Path, results: Path):
+    """Grade with every check of the spec; the `SubmissionResult`."""
+    from ._course import find_course
+    from ._pipeline import Options, grade_file
+    from ._sandbox.runner import ColdRunner
+
+    course = find_course(course_dir)
+    spec = course.assignment(assignment)
+    try:
+        path = find_submission(submission, spec)
+    except NoSubmission as exc:
+        return _no_submission_result(spec, str(exc))
+    hide = [str(p) for p in course.private_dirs()]
+    out_dir = results.resolve().parent
+    # Hide the results folder from student code too, unless it holds what the child needs.
+    if out_dir.is_dir() and not any(
+        Path(p).is_relative_to(out_dir) for p in (course.root, path.resolve(), sys.prefix)
+    ):
+        hide.append(str(out_dir))
+    runner = ColdRunner(slots=1)
+    try:
+        return grade_file(spec, path, runner, options=Options(hide=tuple(hide)))
+    finally:
+        runner.close()
+
+
+def error_payload(message: str, detail: str = "") -> dict[str, Any]:
+    """A valid `results.json` for a grading that failed for the grader's own reasons."""
+    return {
+        "score": 0.0,
+        "output": (
+            f"The autograder failed: {message}\nThis is not your fault: please tell your "
+            f"instructor; your submission will be graded again."
+        ),
+        "stdout_visibility": "hidden",
+        "tests": [],
+        "extra_data": {"grader_error": message, "traceback": detail},
+    }
+
+
+def _write(payload: dict[str, Any], results: Path | None, fd: int | None) -> None:
+    text = json.dumps(payload, indent=2) + "\n"
+    if fd is not None:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    from ._results import write_atomic
+
+    write_atomic(results, text)
+
+
+def grade_in_subprocess(argv: list[str], *, user: int | None) -> dict[str, Any]:
+    """Run `run ... --results-fd N` in a child process (as uid `user`, if given) and return the
+    results it hands back through a pipe. A pipe, not a file: the child's own sandboxed
+    children never inherit it, so nothing student code leaves behind can rewrite it."""
+    read_end, write_end = os.pipe()
+    home = Path(tempfile.mkdtemp(prefix="grader-gradescope-"))
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(home))
+    kwargs: dict[str, Any] = {}
+    if user is not None:
+        os.chown(home, user, user)
+        kwargs = {"user": user, "group": user, "extra_groups": []}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "grader._gradescope", *argv, "--results-fd", str(write_end)],
+            pass_fds=(write_end,),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            **kwargs,
+        )
+        os.close(write_end)
+        write_end = -1
+        with os.fdopen(read_end, "rb") as fh:
+            read_end = -1
+            data = fh.read()
+        proc.wait()
+    finally:
+        for fd in (read_end, write_end):
+            if fd >= 0:
+                os.close(fd)
+        if user is not None:
+            _kill_user(user)
+        shutil.rmtree(home, ignore_errors=True)
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return error_payload(f"the grading process ended (status {proc.returncode}) without results")
+    if not isinstance(payload, dict):
+        return error_payload("the grading process handed back malformed results")
+    return payload
+
+
+def _kill_user(uid: int) -> None:
+    """Kill whatever is left running as `uid` (a student's stray background process)."""
+    for _ in range(3):
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def _fallback_uid() -> int:
+    try:
+        return pwd.getpwnam(FALLBACK_USER).pw_uid
+    except KeyError:
+        return FALLBACK_UID
+
+
+def _run(args: argparse.Namespace) -> int:
+    results = Path(args.results) if args.results else None
+    try:
+        if args.results_fd is None and os.geteuid() == 0 and not _namespaces_available():
+            uid = _fallback_uid()
+            scratch = Path(tempfile.mkdtemp(prefix="grader-submission-"))
+            try:
+                # The unprivileged user must be able to read the submission: give it a copy.
+                copy = scratch / Path(args.submission).name
+                if Path(args.submission).is_dir():
+                    shutil.copytree(args.submission, copy, symlinks=True)
+                else:
+                    shutil.copy2(args.submission, copy)
+                for path in [scratch, *scratch.rglob("*")]:
+                    os.lchown(path, uid, uid)
+                argv = ["run", "--course", str(args.course), "--assignment", args.assignment]
+                argv += ["--submission", str(copy)]
+                payload = grade_in_subprocess(argv, user=uid)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            payload.setdefault("extra_data", {})["gradescope"] = {
+                "note": (
+                    "this container refuses mount and network namespaces to root: graded as "
+                    f"the unprivileged user {FALLBACK_USER} (uid {uid}), with the isolation "
+                    "a normal user gets (see isolation)"
+                )
+            }
+            print(payload["extra_data"]["gradescope"]["note"])
+            failed = "grader_error" in payload["extra_data"]
+        else:
+            result = _grade(Path(args.course), args.assignment, Path(args.submission),
+                            results or Path(tempfile.gettempdir()) / "results.json")  # fmt: skip
+            payload = result.to_gradescope()
+            failed = result.run_status in ("sandbox_error", "grader_error")
+            print(f"{args.assignment}: {result.score:g} / {result.max_score:g} ({result.run_status})")
+    except BaseException as exc:  # noqa: BLE001 - whatever broke, Gradescope gets results
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        message = f"{type(exc).__name__}: {exc}"
+        print(f"grading failed: {message}", file=sys.stderr)
+        payload, failed = error_payload(message, traceback.format_exc()), True
+    _write(payload, results, args.results_fd)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m grader._gradescope",
+        description="Grade one Gradescope submission with all checks; write results.json.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="grade a submission (what run_autograder calls)")
+    run.add_argument("--course", required=True, help="the course folder (the bundle: source/)")
+    run.add_argument("--assignment", required=True, help="the assignment name")
+    run.add_argument(
+        "--submission", required=True, help="the student's file, or the folder holding it"
+    )
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--results", help="where to write results.json")
+    where.add_argument("--results-fd", type=int, help=argparse.SUPPRESS)  # internal: a pipe
+    args = parser.parse_args(argv)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
