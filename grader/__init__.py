@@ -7,7 +7,7 @@ not import TensorFlow: student code only ever runs in a sandboxed child process.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["CheckResult", "SubmissionResult", "__version__", "check_file"]
+__all__ = ["CheckResult", "SubmissionResult", "__version__", "check", "check_file"]
 
 from ._results import CheckResult, SubmissionResult
 
@@ -38,3 +38,63 @@ def check_file(path, assignment: str, *, course=None) -> SubmissionResult:
         )
     finally:
         runner.close()
+
+
+def _current_notebook(assignment: str):
+    """The notebook a kernel runs: Jupyter's $JPY_SESSION_NAME, VS Code's `__vsc_ipynb_file__`,
+    else `<assignment>.ipynb` (or the only notebook) in the working directory."""
+    import os
+    from pathlib import Path
+
+    from ._errors import GraderError
+
+    named = os.environ.get("JPY_SESSION_NAME", "")
+    if named.endswith(".ipynb") and Path(named).is_file():
+        return Path(named)
+    try:
+        ns = get_ipython().user_ns  # type: ignore[name-defined]  # noqa: F821
+        if ns.get("__vsc_ipynb_file__"):
+            return Path(ns["__vsc_ipynb_file__"])
+    except NameError:
+        pass
+    here = Path.cwd()
+    if (here / f"{assignment}.ipynb").is_file():
+        return here / f"{assignment}.ipynb"
+    notebooks = sorted(here.glob("*.ipynb"))
+    if len(notebooks) == 1:
+        return notebooks[0]
+    raise GraderError(
+        f"cannot tell which notebook to grade in {here}; pass it: "
+        f"grader.check({assignment!r}, notebook='my_notebook.ipynb')"
+    )
+
+
+def check(assignment: str, *, notebook=None, course=None) -> SubmissionResult:
+    """Grade the notebook this is called from (as saved: save it first), public checks only,
+    in the sandbox, and show the feedback: as HTML in Jupyter, as text elsewhere.
+
+    Args:
+        assignment: the assignment name, e.g. `"mlp_boundary"`.
+        notebook: the notebook file. Defaults to `None`: the notebook the kernel runs.
+        course: the course folder. Defaults to `None` (see `check_file`).
+    """
+    path = notebook or _current_notebook(assignment)
+    result = check_file(path, assignment, course=course)
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+
+        in_jupyter = get_ipython() is not None and hasattr(get_ipython(), "kernel")
+    except ImportError:  # pragma: no cover - IPython comes with nbgrader
+        in_jupyter = False
+    if in_jupyter:
+        from ._feedback import submission_page
+
+        display(HTML(submission_page(result)))
+    else:
+        from rich.console import Console
+
+        from ._report import print_submission
+
+        print_submission(result, Console(highlight=False))
+    return result
