@@ -13,8 +13,9 @@ fault, and the exit status is 1 (for the instructor's log).
 
 Gradescope runs `run_autograder` as root in a Docker container that may refuse the mount and
 network namespaces the sandbox uses as root. This entry point probes for them first; where
-they are refused, it grades as the unprivileged user `nobody` instead (the sandbox then falls
-back to what it does on a student's laptop) and says so in the results' `extra_data`.
+they are refused, it grades as an unprivileged uid of its own instead (the sandbox then falls
+back to what it does on a student's laptop), says so in the results' `extra_data`, and kills
+whatever is left running as that uid afterwards.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pwd
 import shutil
 import signal
 import stat
@@ -39,10 +39,9 @@ from ._errors import GraderError
 
 __all__ = ["build_bundle", "find_submission", "main"]
 
-ENV_ROOT = "AUTOGRADER_ROOT"
-ENV_PYTHON = "GRADER_PYTHON"
-FALLBACK_USER = "nobody"
-FALLBACK_UID = 65534
+# No account has it (so ending its processes ends nobody else's); below the sandbox's own
+# slot uids, and within the 16-bit range every container maps.
+FALLBACK_UID = 64_999
 
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".git", ".ipynb_checkpoints"}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
@@ -216,7 +215,9 @@ def _visible_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
         for p in folder.rglob("*")
         if p.is_file()
         and p.suffix in suffixes
-        and not any(part.startswith(".") or part in SKIP_NAMES for part in p.relative_to(folder).parts)
+        and not any(
+            part.startswith(".") or part in SKIP_NAMES for part in p.relative_to(folder).parts
+        )
     )
 
 
@@ -262,12 +263,15 @@ def _namespaces_available() -> bool:
     """Whether this (root) process may create the mount and network namespaces the sandbox
     uses as root; probed in a throw-away process, so nothing here changes."""
     probe = (
-        "import ctypes, sys, tempfile\n"
+        "import ctypes, os, sys, tempfile\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "if libc.unshare(0x00020000 | 0x40000000) != 0: sys.exit(1)\n"
-        "if libc.mount(b'none', b'/', None, 16384 | 262144, None) != 0: sys.exit(2)\n"
+        "if libc.unshare(0x00020000 | 0x40000000) != 0: sys.exit(1)\n"  # CLONE_NEWNS | NEWNET
+        "if libc.mount(b'none', b'/', None, 16384 | 262144, None) != 0: sys.exit(2)\n"  # private
         "d = tempfile.mkdtemp()\n"
-        "if libc.mount(b'tmpfs', d.encode(), b'tmpfs', 1, b'size=4k') != 0: sys.exit(3)\n"
+        "ok = libc.mount(b'tmpfs', d.encode(), b'tmpfs', 1, b'size=4k') == 0\n"  # read-only
+        "ok and libc.umount2(d.encode(), 0)\n"
+        "os.rmdir(d)\n"
+        "sys.exit(0 if ok else 3)\n"
     )
     try:
         done = subprocess.run(
@@ -282,10 +286,11 @@ def _no_submission_result(spec, message: str):
     from ._results import CheckResult, SubmissionResult
 
     checks = tuple(
-        CheckResult(c.name, c.check, "failed", 0.0, c.points, "no submission file to grade",
-                    visibility=c.visibility)
+        CheckResult(
+            c.name, c.check, "failed", 0.0, c.points, "no file to grade", visibility=c.visibility
+        )
         for c in spec.checks
-    )  # fmt: skip
+    )
     return SubmissionResult(
         assignment=spec.name,
         student="",
@@ -296,7 +301,7 @@ def _no_submission_result(spec, message: str):
     )
 
 
-def _grade(course_dir: Path, assignment: str, submission: Path, results: Path):
+def _grade(course_dir: Path, assignment: str, submission: Path, results: Path | None):
     """Grade with every check of the spec; the `SubmissionResult`."""
     from ._course import find_course
     from ._pipeline import Options, grade_file
@@ -309,10 +314,14 @@ def _grade(course_dir: Path, assignment: str, submission: Path, results: Path):
     except NoSubmission as exc:
         return _no_submission_result(spec, str(exc))
     hide = [str(p) for p in course.private_dirs()]
-    out_dir = results.resolve().parent
+    out_dir = results.resolve().parent if results is not None else None
     # Hide the results folder from student code too, unless it holds what the child needs.
-    if out_dir.is_dir() and not any(
-        Path(p).is_relative_to(out_dir) for p in (course.root, path.resolve(), sys.prefix)
+    if (
+        out_dir is not None
+        and out_dir.is_dir()
+        and not any(
+            Path(p).is_relative_to(out_dir) for p in (course.root, path.resolve(), sys.prefix)
+        )
     ):
         hide.append(str(out_dir))
     runner = ColdRunner(slots=1)
@@ -328,7 +337,7 @@ def error_payload(message: str, detail: str = "") -> dict[str, Any]:
         "score": 0.0,
         "output": (
             f"The autograder failed: {message}\nThis is not your fault: please tell your "
-            f"instructor; your submission will be graded again."
+            f"instructor, who can run the autograder on your submission again."
         ),
         "stdout_visibility": "hidden",
         "tests": [],
@@ -353,6 +362,7 @@ def grade_in_subprocess(argv: list[str], *, user: int | None) -> dict[str, Any]:
     children never inherit it, so nothing student code leaves behind can rewrite it."""
     read_end, write_end = os.pipe()
     home = Path(tempfile.mkdtemp(prefix="grader-gradescope-"))
+    home.chmod(0o711)  # the sandbox's own unprivileged uids must traverse it to their job folders
     env = dict(os.environ, HOME=str(home), TMPDIR=str(home))
     kwargs: dict[str, Any] = {}
     if user is not None:
@@ -382,7 +392,9 @@ def grade_in_subprocess(argv: list[str], *, user: int | None) -> dict[str, Any]:
     try:
         payload = json.loads(data)
     except ValueError:
-        return error_payload(f"the grading process ended (status {proc.returncode}) without results")
+        return error_payload(
+            f"the grading process ended (status {proc.returncode}) without results"
+        )
     if not isinstance(payload, dict):
         return error_payload("the grading process handed back malformed results")
     return payload
@@ -409,48 +421,51 @@ def _kill_user(uid: int) -> None:
         time.sleep(0.05)
 
 
-def _fallback_uid() -> int:
+def _grade_unprivileged(args: argparse.Namespace) -> dict[str, Any]:
+    """Root without namespaces: grade in a child process running as `FALLBACK_UID`."""
+    uid = FALLBACK_UID
+    scratch = Path(tempfile.mkdtemp(prefix="grader-submission-"))
     try:
-        return pwd.getpwnam(FALLBACK_USER).pw_uid
-    except KeyError:
-        return FALLBACK_UID
+        # That uid must be able to read the submission (Gradescope's may be root's alone).
+        submission = Path(args.submission)
+        if submission.exists():
+            copy = scratch / submission.name
+            if submission.is_dir():
+                shutil.copytree(submission, copy, symlinks=True)
+            else:
+                shutil.copy2(submission, copy)
+            submission = copy
+        for path in [scratch, *scratch.rglob("*")]:
+            os.lchown(path, uid, uid)
+        argv = ["run", "--course", str(args.course), "--assignment", args.assignment]
+        payload = grade_in_subprocess([*argv, "--submission", str(submission)], user=uid)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    note = (
+        f"this container refuses mount and network namespaces to root: graded as the "
+        f"unprivileged uid {uid}, with the isolation a normal user gets (see isolation)"
+    )
+    extra = payload.setdefault("extra_data", {})
+    if isinstance(extra, dict):
+        extra["gradescope"] = {"note": note}
+    print(note)
+    return payload
 
 
 def _run(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results else None
     try:
         if args.results_fd is None and os.geteuid() == 0 and not _namespaces_available():
-            uid = _fallback_uid()
-            scratch = Path(tempfile.mkdtemp(prefix="grader-submission-"))
-            try:
-                # The unprivileged user must be able to read the submission: give it a copy.
-                copy = scratch / Path(args.submission).name
-                if Path(args.submission).is_dir():
-                    shutil.copytree(args.submission, copy, symlinks=True)
-                else:
-                    shutil.copy2(args.submission, copy)
-                for path in [scratch, *scratch.rglob("*")]:
-                    os.lchown(path, uid, uid)
-                argv = ["run", "--course", str(args.course), "--assignment", args.assignment]
-                argv += ["--submission", str(copy)]
-                payload = grade_in_subprocess(argv, user=uid)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-            payload.setdefault("extra_data", {})["gradescope"] = {
-                "note": (
-                    "this container refuses mount and network namespaces to root: graded as "
-                    f"the unprivileged user {FALLBACK_USER} (uid {uid}), with the isolation "
-                    "a normal user gets (see isolation)"
-                )
-            }
-            print(payload["extra_data"]["gradescope"]["note"])
-            failed = "grader_error" in payload["extra_data"]
+            payload = _grade_unprivileged(args)
+            extra = payload.get("extra_data") or {}
+            failed = "grader_error" in extra or extra.get("run_status") == "sandbox_error"
         else:
-            result = _grade(Path(args.course), args.assignment, Path(args.submission),
-                            results or Path(tempfile.gettempdir()) / "results.json")  # fmt: skip
+            result = _grade(Path(args.course), args.assignment, Path(args.submission), results)
             payload = result.to_gradescope()
-            failed = result.run_status in ("sandbox_error", "grader_error")
-            print(f"{args.assignment}: {result.score:g} / {result.max_score:g} ({result.run_status})")
+            failed = result.run_status == "sandbox_error"
+            print(
+                f"{args.assignment}: {result.score:g} / {result.max_score:g} ({result.run_status})"
+            )
     except BaseException as exc:  # noqa: BLE001 - whatever broke, Gradescope gets results
         if isinstance(exc, KeyboardInterrupt):
             raise
