@@ -185,6 +185,7 @@ def _grade_dir(
     console: Console,
     *,
     missing: bool = True,
+    as_json: bool = False,
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -222,8 +223,23 @@ def _grade_dir(
     finally:
         runner.close()
     gradebook = write_class_outputs(results, out)
-    console.print(class_summary(results))
     broken = [r for r in results if r.run_status in ("grader_error", "sandbox_error")]
+    if as_json:  # for machines: one object per submission, on stdout, nothing else
+        summary = [
+            {
+                "student": r.student,
+                "assignment": r.assignment,
+                "score": r.score,
+                "max_score": r.max_score,
+                "run_status": r.run_status,
+                "results": str(out / r.student / r.assignment / "results.json"),
+                "feedback": str(out / r.student / r.assignment / "feedback.html"),
+            }
+            for r in results
+        ]
+        click.echo(json.dumps({"gradebook": str(gradebook), "submissions": summary}, indent=2))
+        return EXIT_FAILED if broken else EXIT_OK
+    console.print(class_summary(results))
     for r in results:
         if r.problems and r.run_status not in ("completed", "missing"):
             line = f"{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}"
@@ -231,7 +247,7 @@ def _grade_dir(
     console.print(
         f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json"
     )
-    console.print(f"gradebook: {gradebook}")
+    console.print(f"gradebook: {gradebook}; class page: {out / 'index.html'}")
     if broken:
         console.print(
             f"[magenta]{len(broken)} submission(s) could not be graded for the grader's own reasons[/magenta]"
@@ -251,15 +267,26 @@ def _grade_dir(
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder.",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON summary on stdout instead of tables."
+)
 @jobs_option
 @click.pass_context
 def grade(
-    ctx: click.Context, directory: Path, assignment: str | None, all_: bool, out: Path, jobs: int
+    ctx: click.Context,
+    directory: Path,
+    assignment: str | None,
+    all_: bool,
+    out: Path,
+    as_json: bool,
+    jobs: int,
 ) -> None:
     """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
 
-    Writes OUT/<student>/<assignment>/results.json (Gradescope schema) and OUT/gradebook.csv
-    (written atomically). A broken submission never stops the others.
+    Writes OUT/<student>/<assignment>/results.json (Gradescope schema) and feedback.html,
+    OUT/gradebook.csv (written atomically) and the class page OUT/index.html. A broken
+    submission never stops the others. Exit 0 when graded (whatever the scores), 1 when some
+    submission could not be graded for the grader's own reasons, 2 for a usage error.
 
     \b
     Examples:
@@ -270,7 +297,8 @@ def grade(
         raise click.UsageError("give --assignment NAME or --all")
     course = _course(ctx)
     names = course.names() if all_ else [assignment]
-    ctx.exit(_grade_dir(ctx, directory, names, out, jobs, _console()))
+    console = _console() if not as_json else Console(stderr=True, highlight=False)
+    ctx.exit(_grade_dir(ctx, directory, names, out, jobs, console, as_json=as_json))
 
 
 @main.command()

@@ -136,9 +136,16 @@ def test_grade_a_class(tmp_path):
     (cls / "dee" / "recursion").mkdir(parents=True)  # nbgrader's submitted/<student>/<assignment>/
     shutil.copy(ROOT / "templates" / "recursion.ipynb", cls / "dee" / "recursion" / "mine.ipynb")
     out_dir = tmp_path / "out"
-    out = grader("grade", cls, "--all", "--out", out_dir, "--jobs", "2")
+    out = grader("grade", cls, "--all", "--out", out_dir, "--jobs", "2", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "gradebook:" in out.stdout
+    summary = json.loads(out.stdout)  # --json: stdout is the JSON summary, nothing else
+    assert summary["gradebook"] == str(out_dir / "gradebook.csv")
+    assert {(s["student"], s["assignment"]) for s in summary["submissions"]} >= {
+        ("ada", "recursion")
+    }
+    assert (out_dir / "index.html").is_file() and (
+        out_dir / "ada" / "recursion" / "feedback.html"
+    ).is_file()
     rows = {r["student"]: r for r in csv.DictReader((out_dir / "gradebook.csv").open())}
     assert set(rows) == {"ada", "bob", "cy", "dee", "eve"}
     assert rows["eve"]["recursion:status"] == "completed"  # other students were not readable
