@@ -325,6 +325,35 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> Non
 
 
 @main.command()
+@click.argument("assignment")
+@click.option(
+    "--out",
+    "-o",
+    default=Path("autograder.zip"),
+    type=click.Path(dir_okay=False, path_type=Path),
+    show_default=True,
+)
+@click.pass_context
+def gradescope(ctx: click.Context, assignment: str, out: Path) -> None:
+    """Build a Gradescope autograder bundle (setup.sh, run_autograder, the grader and the spec;
+    never the reference solution) for one assignment.
+
+    \b
+    Example:
+      grader gradescope perceptron --out autograder.zip
+    """
+    from ._gradescope import build_bundle
+
+    course = _course(ctx)
+    course.assignment(assignment)  # a usage error naming the fix if unknown
+    source = Path(__file__).resolve().parent.parent
+    if not (source / "pyproject.toml").is_file():
+        source = course.root
+    path = build_bundle(course, assignment, out, source_root=source)
+    click.echo(f"wrote {path}: upload it as the autograder of {assignment} on Gradescope")
+
+
+@main.command()
 @click.option(
     "--out",
     "-o",

@@ -22,7 +22,7 @@ def grader(*args, cwd=ROOT, timeout=600):
 def test_help_lists_every_command_with_an_example():
     out = grader("--help")
     assert out.returncode == 0
-    for command in ("list", "generate", "check", "grade", "validate", "demo"):
+    for command in ("list", "generate", "check", "grade", "validate", "demo", "gradescope"):
         assert command in out.stdout
         sub = grader(command, "--help")
         assert sub.returncode == 0 and "Example" in sub.stdout, command
@@ -229,3 +229,14 @@ def test_messages_with_brackets_reach_the_terminal_intact():
     console = Console(record=True, width=200)
     print_submission(result, console)
     assert "callbacks=[tf.keras.callbacks.TensorBoard()]" in console.export_text()
+
+
+def test_gradescope_command_writes_a_bundle_without_references(tmp_path):
+    import zipfile
+
+    out = grader("gradescope", "recursion", "--out", tmp_path / "ag.zip")
+    assert out.returncode == 0 and "wrote" in out.stdout
+    names = zipfile.ZipFile(tmp_path / "ag.zip").namelist()
+    assert "run_autograder" in names and "setup.sh" in names
+    assert "assignments/recursion/assignment.toml" in names
+    assert not any(n.startswith("reference/") for n in names)
