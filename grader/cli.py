@@ -186,6 +186,7 @@ def _grade_dir(
     *,
     missing: bool = True,
     as_json: bool = False,
+    nbgrader_db: str | None = None,
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -223,6 +224,10 @@ def _grade_dir(
     finally:
         runner.close()
     gradebook = write_class_outputs(results, out)
+    if nbgrader_db:
+        from ._nbgrader import write_scores
+
+        write_scores(nbgrader_db, [r for r in results if r.run_status != "missing"])
     broken = [r for r in results if r.run_status in ("grader_error", "sandbox_error")]
     if as_json:  # for machines: one object per submission, on stdout, nothing else
         summary = [
@@ -270,6 +275,12 @@ def _grade_dir(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON summary on stdout instead of tables."
 )
+@click.option(
+    "--nbgrader-db",
+    default=None,
+    metavar="URL",
+    help="Also write the scores into an nbgrader gradebook, e.g. sqlite:///gradebook.db.",
+)
 @jobs_option
 @click.pass_context
 def grade(
@@ -279,6 +290,7 @@ def grade(
     all_: bool,
     out: Path,
     as_json: bool,
+    nbgrader_db: str | None,
     jobs: int,
 ) -> None:
     """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
@@ -298,7 +310,10 @@ def grade(
     course = _course(ctx)
     names = course.names() if all_ else [assignment]
     console = _console() if not as_json else Console(stderr=True, highlight=False)
-    ctx.exit(_grade_dir(ctx, directory, names, out, jobs, console, as_json=as_json))
+    code = _grade_dir(
+        ctx, directory, names, out, jobs, console, as_json=as_json, nbgrader_db=nbgrader_db
+    )
+    ctx.exit(code)
 
 
 @main.command()
@@ -322,6 +337,26 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> Non
     console = _console()
     ok = run_validate(course, list(assignments) or course.names(), jobs, console)
     ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+@main.command("nbgrader-export")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--assignment", "-a", "assignments", multiple=True, help="Only these (repeatable).")
+@click.pass_context
+def nbgrader_export(ctx: click.Context, root: Path, assignments: tuple[str, ...]) -> None:
+    """Write an nbgrader course folder: ROOT/source/<name>/<name>.ipynb from the references
+    (solution regions marked for nbgrader), ready for `nbgrader generate_assignment`.
+
+    \b
+    Example:
+      grader nbgrader-export mycourse && cd mycourse && nbgrader generate_assignment perceptron
+    """
+    from ._nbgrader import export_course
+
+    course = _course(ctx)
+    written = export_course(course, root, list(assignments) or course.names())
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 @main.command()

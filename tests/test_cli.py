@@ -22,7 +22,16 @@ def grader(*args, cwd=ROOT, timeout=600):
 def test_help_lists_every_command_with_an_example():
     out = grader("--help")
     assert out.returncode == 0
-    for command in ("list", "generate", "check", "grade", "validate", "demo", "gradescope"):
+    for command in (
+        "list",
+        "generate",
+        "check",
+        "grade",
+        "validate",
+        "demo",
+        "gradescope",
+        "nbgrader-export",
+    ):
         assert command in out.stdout
         sub = grader(command, "--help")
         assert sub.returncode == 0 and "Example" in sub.stdout, command
@@ -240,3 +249,34 @@ def test_gradescope_command_writes_a_bundle_without_references(tmp_path):
     assert "run_autograder" in names and "setup.sh" in names
     assert "assignments/recursion/assignment.toml" in names
     assert not any(n.startswith("reference/") for n in names)
+
+
+def test_grade_writes_scores_into_an_nbgrader_gradebook(tmp_path):
+    from nbgrader.api import Gradebook
+
+    (tmp_path / "class" / "ana").mkdir(parents=True)
+    shutil.copy(
+        CORPUS / "broken" / "recursion_memo_never_read.py",
+        tmp_path / "class" / "ana" / "recursion.py",
+    )
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    out = grader(
+        "grade",
+        tmp_path / "class",
+        "-a",
+        "recursion",
+        "--out",
+        tmp_path / "out",
+        "--nbgrader-db",
+        db,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "SAWarning" not in out.stderr
+    with Gradebook(db) as gb:
+        assert gb.find_submission("recursion", "ana").score == 5
+
+
+def test_nbgrader_export_writes_source_notebooks(tmp_path):
+    out = grader("nbgrader-export", tmp_path / "course", "-a", "perceptron")
+    assert out.returncode == 0
+    assert (tmp_path / "course" / "source" / "perceptron" / "perceptron.ipynb").is_file()
