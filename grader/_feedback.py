@@ -102,7 +102,7 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plots(figures: dict) -> list[tuple[str, str]]:
+def _plots(figures: dict, reference: dict | None = None) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,11 +113,16 @@ def _plots(figures: dict) -> list[tuple[str, str]]:
     if curves:
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, values in curves.items():
-            ax.plot(values, label=name)
+            ax.plot(values, label=f"yours: {name}")
+        for name, values in (reference or {}).items():
+            ax.plot(values, "--", color="gray", label=f"reference: {name}")
         ax.set_xlabel("record")
         ax.set_ylabel("loss")
         ax.legend()
-        out.append(("loss curve (your recorded loss)", _png(fig)))
+        title = "loss curve: your recorded loss" + (
+            ", and the reference's (dashed)" if reference else ""
+        )
+        out.append((title, _png(fig)))
     b = figures.get("boundary")
     if b:
         fig, ax = plt.subplots(figsize=(6, 5))
@@ -188,7 +193,7 @@ def _plots(figures: dict) -> list[tuple[str, str]]:
     return out
 
 
-def submission_page(result: SubmissionResult) -> str:
+def submission_page(result: SubmissionResult, reference_curve: dict | None = None) -> str:
     """One self-contained page: every check (hidden ones without their message), the plots."""
     checks = []
     for c in result.checks:
@@ -206,9 +211,8 @@ def submission_page(result: SubmissionResult) -> str:
                 message=message,
             )
         )
-    return _SUBMISSION.render(
-        r=result, checks=checks, plots=_plots(result.figures), style=_STYLE, ready=_READY
-    )
+    plots = _plots(result.figures, reference_curve)
+    return _SUBMISSION.render(r=result, checks=checks, plots=plots, style=_STYLE, ready=_READY)
 
 
 def _first_line(message: str) -> str:
@@ -252,10 +256,12 @@ def class_page(results: list[SubmissionResult]) -> str:
     )
 
 
-def write_pages(results: list[SubmissionResult], out: Path) -> Path:
-    """`OUT/<student>/<assignment>/feedback.html` for each result, and `OUT/index.html`."""
+def write_pages(results: list[SubmissionResult], out: Path, references: dict | None = None) -> Path:
+    """`OUT/<student>/<assignment>/feedback.html` for each result (with the reference's loss
+    curve when `references` has it), and `OUT/index.html`."""
     for r in results:
-        write_atomic(out / r.student / r.assignment / "feedback.html", submission_page(r))
+        page = submission_page(r, (references or {}).get(r.assignment))
+        write_atomic(out / r.student / r.assignment / "feedback.html", page)
     index = out / "index.html"
     write_atomic(index, class_page(results))
     return index

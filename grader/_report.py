@@ -71,7 +71,9 @@ def gradebook_csv(results: Iterable[SubmissionResult]) -> str:
     return buf.getvalue()
 
 
-def write_class_outputs(results: list[SubmissionResult], out: Path) -> Path:
+def write_class_outputs(
+    results: list[SubmissionResult], out: Path, references: dict | None = None
+) -> Path:
     """`OUT/<student>/<assignment>/results.json` and `feedback.html` for each result,
     `OUT/gradebook.csv` and the class page `OUT/index.html`."""
     from ._feedback import write_pages
@@ -80,7 +82,7 @@ def write_class_outputs(results: list[SubmissionResult], out: Path) -> Path:
         write_results_json(r, out / r.student / r.assignment / "results.json")
     path = out / "gradebook.csv"
     write_atomic(path, gradebook_csv(results))
-    write_pages(results, out)  # feedback.html per submission, index.html for the class
+    write_pages(results, out, references)  # feedback.html per submission, index.html
     return path
 
 

@@ -221,9 +221,22 @@ def _grade_dir(
             results = grade_many(
                 subs, runner, jobs=jobs, hide=tuple(map(str, hide)), on_result=done
             )
+            # The references' own loss curves, for the feedback pages (cached under OUT).
+            progress.update(task, description="the references, for comparison")
+            from ._reference import reference_curves
+
+            graded = sorted({s.assignment.name for s in subs if s.path is not None})
+            references = reference_curves(
+                course,
+                graded,
+                runner,
+                jobs=jobs,
+                hide=tuple(map(str, hide)),
+                cache=out / ".reference",
+            )
     finally:
         runner.close()
-    gradebook = write_class_outputs(results, out)
+    gradebook = write_class_outputs(results, out, references)
     if nbgrader_db:
         from ._nbgrader import write_scores
 

@@ -12,7 +12,7 @@ import pytest
 from grader._pipeline import Submission, grade_many
 from grader._report import write_class_outputs
 
-from .conftest import CORPUS, ROOT
+from .conftest import CORPUS, GRADER, ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -105,3 +105,20 @@ def test_hidden_check_shows_no_message(course, runner, hide, tmp_path):
     assert "(hidden check: after due date)" in page
     assert "refine(2.0, 4.0, 3.0, 0.1)" not in page  # the hidden check's message
     assert "refine(0.25, 3.0, 1.1, 0.5) is 0.3667" in page  # a visible one's
+
+
+def test_demo_pages_render(tmp_path):
+    """`grader demo` writes the class page and every student's page; all render."""
+    out = subprocess.run(
+        [*GRADER, "demo", "--out", str(tmp_path / "demo")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    pages = sorted((tmp_path / "demo").glob("*/*/feedback.html"))
+    assert len(pages) == 13
+    for page in [tmp_path / "demo" / "index.html", *pages]:
+        dom, _shot = browse(page, tmp_path, page.parent.name + page.parent.parent.name)
+        assert 'data-images-ok="true"' in dom, page
