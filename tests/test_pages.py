@@ -4,6 +4,7 @@ are not blank."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 
@@ -107,8 +108,9 @@ def test_hidden_check_shows_no_message(course, runner, hide, tmp_path):
     assert "refine(0.25, 3.0, 1.1, 0.5) is 0.3667" in page  # a visible one's
 
 
-def test_demo_pages_render(tmp_path):
-    """`grader demo` writes the class page and every student's page; all render."""
+def test_demo_grades_the_example_class_and_its_pages_render(tmp_path):
+    """`grader demo` grades the example class, writes the gradebook, the class page and every
+    student's page (with the reference's loss curve); all render in Chromium."""
     out = subprocess.run(
         [*GRADER, "demo", "--out", str(tmp_path / "demo")],
         cwd=ROOT,
@@ -117,6 +119,13 @@ def test_demo_pages_render(tmp_path):
         timeout=900,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    assert f"demo results are in {tmp_path / 'demo'}" in out.stdout.replace("\n", "")
+    rows = list(csv.DictReader((tmp_path / "demo" / "gradebook.csv").open()))
+    totals = sorted(float(r["total"]) for r in rows)
+    assert len(rows) >= 3 and totals[0] < totals[-1]  # weaker and stronger students
+    page = (tmp_path / "demo" / "alice" / "perceptron" / "feedback.html").read_text()
+    assert "loss curve: your recorded loss, and the reference&#39;s (dashed)" in page
+    assert list((tmp_path / "demo" / ".reference").glob("perceptron-*.json"))  # cached
     pages = sorted((tmp_path / "demo").glob("*/*/feedback.html"))
     assert len(pages) == 13
     for page in [tmp_path / "demo" / "index.html", *pages]:
