@@ -200,26 +200,25 @@ def _has_blank(source: str) -> bool:
         return re.search(r"\b___\b", source) is not None
 
 
-def to_notebook(template: Template) -> str:
-    """The `.ipynb` of a template, with nbgrader cell metadata and stable cell ids."""
-    import jupytext
+def mark_cells(nb, name: str, is_solution) -> None:
+    """nbgrader cell metadata (solution cells unlocked, the rest locked), stable cell ids, no
+    outputs, plain notebook metadata; validated. `is_solution(source)` picks the code cells
+    a student edits."""
     import nbformat
 
-    nb = jupytext.reads(template.text, fmt="py:percent")
     for i, c in enumerate(nb.cells):
-        # A solution cell is a code cell the student edits: one holding a blank (as code).
-        solution = c.cell_type == "code" and _has_blank(c.source)
+        solution = c.cell_type == "code" and is_solution(c.source)
         c.metadata = {
             "nbgrader": {
                 "grade": False,
-                "grade_id": f"{template.name}-{i:02d}",
+                "grade_id": f"{name}-{i:02d}",
                 "locked": not solution,
                 "schema_version": 3,
                 "solution": solution,
                 "task": False,
             }
         }
-        c["id"] = f"{template.name}-{i:02d}"
+        c["id"] = f"{name}-{i:02d}"
         if c.cell_type == "code":
             c.outputs = []
             c.execution_count = None
@@ -229,6 +228,15 @@ def to_notebook(template: Template) -> str:
     }
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)
+
+
+def to_notebook(template: Template) -> str:
+    """The `.ipynb` of a template, with nbgrader cell metadata and stable cell ids."""
+    import jupytext
+
+    nb = jupytext.reads(template.text, fmt="py:percent")
+    # A solution cell is a code cell the student edits: one holding a blank (as code).
+    mark_cells(nb, template.name, _has_blank)
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 

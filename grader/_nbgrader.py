@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ._authoring import BEGIN, BLANK_RE, END, make_template
+from ._authoring import BEGIN, BLANK_RE, END, make_template, mark_cells
 from ._errors import MarkerError
 
 CONFIG = """\
@@ -101,37 +101,13 @@ def _source_text(reference: Path) -> str:
 def release_notebook(course, name: str):
     """The reference of a single-file assignment as an nbgrader source notebook."""
     import jupytext
-    import nbformat
 
     reference = course.reference(name)
     if reference.is_dir():
         raise ValueError(f"{name}: a multi-file assignment has no single source notebook")
     make_template(name, reference)  # malformed or unbalanced markers: MarkerError, file and line
     nb = jupytext.reads(_source_text(reference), fmt="py:percent")
-    for i, cell in enumerate(nb.cells):
-        solution = cell.cell_type == "code" and any(
-            line.strip() == BEGIN for line in cell.source.splitlines()
-        )
-        cell.metadata = {
-            "nbgrader": {
-                "grade": False,
-                "grade_id": f"{name}-{i:02d}",
-                "locked": not solution,
-                "schema_version": 3,
-                "solution": solution,
-                "task": False,
-            }
-        }
-        cell["id"] = f"{name}-{i:02d}"
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    nb.nbformat, nb.nbformat_minor = 4, 5
-    nbformat.validate(nb)
+    mark_cells(nb, name, lambda source: any(line.strip() == BEGIN for line in source.splitlines()))
     return nb
 
 
