@@ -24,12 +24,10 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 import zipfile
 from pathlib import Path
@@ -402,23 +400,9 @@ def grade_in_subprocess(argv: list[str], *, user: int | None) -> dict[str, Any]:
 
 def _kill_user(uid: int) -> None:
     """Kill whatever is left running as `uid` (a student's stray background process)."""
-    for _ in range(3):
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if entry.stat().st_uid == uid:
-                        pids.append(int(entry.name))
-                except OSError:
-                    continue
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.05)
+    from ._sandbox.runner import kill_all
+
+    kill_all(uid, pgid=None)
 
 
 def _grade_unprivileged(args: argparse.Namespace) -> dict[str, Any]:

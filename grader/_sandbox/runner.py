@@ -106,7 +106,7 @@ class _Tail:
         return ("[... earlier output cut ...]\n" + text) if self.dropped else text
 
 
-def _procs(uid: int | None, pgid: int) -> list[int]:
+def _procs(uid: int | None, pgid: int | None) -> list[int]:
     """Processes of a run: every process of its private uid (root), else of its process group."""
     pids = []
     for entry in os.listdir("/proc"):
@@ -135,9 +135,12 @@ def _rss_mb(pids: list[int]) -> float:
     return total / (1024 * 1024)
 
 
-def _kill_all(uid: int | None, pgid: int) -> None:
+def kill_all(uid: int | None, pgid: int | None) -> None:
+    """Kill a run's process group and, when it has a private uid, every process of that uid
+    (those that left the group with setsid too)."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        if pgid is not None:
+            os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     if uid is not None:
@@ -275,7 +278,7 @@ class ColdRunner:
                     )
                     break
         finally:
-            _kill_all(uid, pgid)
+            kill_all(uid, pgid)
             proc.wait()
         wall = time.perf_counter() - started
         stdout, stderr = out.text(), err.text()
