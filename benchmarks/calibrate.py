@@ -43,11 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from grader._checks import REGISTRY, Evidence, Missing
-from grader._checks_keras import student_model
-from grader._course import find_course
-from grader._pipeline import Options, data_for, grade_file, probe_inputs
-from grader._sandbox.runner import ColdRunner
+from grader.checks.graph import REGISTRY, Evidence, Missing
+from grader.checks.keras import student_model
+from grader.course.discovery import find_course
+from grader.pipeline import Options, data_for, grade_file, probe_inputs
+from grader.run.runner import ColdRunner
 
 TF_ASSIGNMENTS = (
     "perceptron",

@@ -31,9 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from grader._course import find_course
-from grader._pipeline import Options, grade_file
-from grader._sandbox.runner import ColdRunner
+from grader.context import grading
+from grader.course.discovery import find_course
 
 ASSIGNMENTS = (
     "intro_numpy",
@@ -211,19 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     course = find_course(args.course or Path(__file__).resolve().parent.parent)
     names = args.assignment or list(ASSIGNMENTS)
     specs = {n: course.assignment(n) for n in names}
-    hide = tuple(str(p) for p in course.private_dirs())
     runs: dict[str, list[dict]] = {n: [] for n in names}
     statuses: dict[str, list[str]] = {n: [] for n in names}
     raw: list[dict] = []
 
-    runner = ColdRunner(slots=1)
     started = time.perf_counter()
-    try:
+    with grading(course) as ctx:
         for k in range(args.repeat):
             for name in names:
-                res = grade_file(
-                    specs[name], course.reference(name), runner, options=Options(hide=hide)
-                )
+                res = ctx.grade(specs[name], course.reference(name))
                 phases = split(res.timing)
                 status = (
                     res.run_status
@@ -247,8 +242,6 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    finally:
-        runner.close()
     elapsed = time.perf_counter() - started
 
     print(

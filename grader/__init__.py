@@ -1,6 +1,6 @@
 """Auto-grading for neural-network courses in TensorFlow.
 
-The few names users call; everything else is private (`grader._*`). Importing `grader` does
+The few names users call; the rest is reached through the stage folders. Importing `grader` does
 not import TensorFlow: student code only ever runs in a sandboxed child process.
 """
 
@@ -9,7 +9,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["CheckResult", "SubmissionResult", "__version__", "check", "check_file"]
 
-from ._results import CheckResult, SubmissionResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the results module loads on first use: the sandboxed child imports nothing
+    from grader.results import CheckResult, SubmissionResult
+
+
+def __getattr__(name: str):
+    if name in ("CheckResult", "SubmissionResult"):
+        from grader import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'grader' has no attribute {name!r}")
 
 
 def check_file(path, assignment: str, *, course=None) -> SubmissionResult:
@@ -21,23 +32,10 @@ def check_file(path, assignment: str, *, course=None) -> SubmissionResult:
         course: the course folder. Defaults to `None`: $GRADER_COURSE, else the nearest folder
             above the working directory with an `assignments/` folder.
     """
-    from pathlib import Path
+    from grader.context import grading
 
-    from ._course import find_course
-    from ._pipeline import Options, grade_file
-    from ._sandbox.runner import ColdRunner
-
-    found = find_course(course)
-    runner = ColdRunner(slots=1)
-    try:
-        return grade_file(
-            found.assignment(assignment),
-            Path(path),
-            runner,
-            options=Options(visible_only=True, hide=tuple(map(str, found.private_dirs()))),
-        )
-    finally:
-        runner.close()
+    with grading(course) as ctx:
+        return ctx.grade(assignment, path, visible_only=True)
 
 
 def _current_notebook(assignment: str):
@@ -46,7 +44,7 @@ def _current_notebook(assignment: str):
     import os
     from pathlib import Path
 
-    from ._errors import GraderError
+    from grader.errors import GraderError
 
     named = os.environ.get("JPY_SESSION_NAME", "")
     if named.endswith(".ipynb") and Path(named).is_file():
@@ -88,13 +86,13 @@ def check(assignment: str, *, notebook=None, course=None) -> SubmissionResult:
     except ImportError:  # pragma: no cover - IPython comes with nbgrader
         in_jupyter = False
     if in_jupyter:
-        from ._feedback import submission_page
+        from grader.report.pages import submission_page
 
         display(HTML(submission_page(result)))
     else:
         from rich.console import Console
 
-        from ._report import print_submission
+        from grader.report.terminal import print_submission
 
         print_submission(result, Console(highlight=False))
     return result

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._errors import GraderError
+from grader.errors import GraderError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -27,7 +27,7 @@ def _console() -> Console:
 
 
 def _course(ctx: click.Context):
-    from ._course import find_course
+    from grader.course.discovery import find_course
 
     return find_course(ctx.obj)
 
@@ -84,7 +84,7 @@ def main(ctx: click.Context, course: Path | None, mnist: Path | None) -> None:
       grader --mnist /usr/share/datasets/fashion-mnist validate -a mnist_mlp
     """
     if mnist is not None:
-        from ._data import ENV_MNIST
+        from grader.course.data import ENV_MNIST
 
         os.environ[ENV_MNIST] = str(mnist)  # read where the data are loaded, once per process
     ctx.obj = course
@@ -124,7 +124,7 @@ def generate(ctx: click.Context, check_only: bool) -> None:
       grader generate            # after editing a reference
       grader generate --check    # in CI: are the committed templates up to date?
     """
-    from ._authoring import generate as gen
+    from grader.authoring.templates import generate as gen
 
     course = _course(ctx)
     differ = gen(course, check=check_only)
@@ -156,18 +156,13 @@ def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> Non
     Example:
       grader check perceptron.ipynb --assignment perceptron
     """
-    from ._pipeline import Options, grade_file
-    from ._report import print_submission
-    from ._sandbox.runner import ColdRunner
+    from grader.context import grading
+    from grader.report.terminal import print_submission
 
     course = _course(ctx)
     spec = course.assignment(assignment)
-    runner = ColdRunner(slots=1)
-    hide = tuple(str(p) for p in course.private_dirs())
-    try:
-        result = grade_file(spec, file, runner, options=Options(visible_only=True, hide=hide))
-    finally:
-        runner.close()
+    with grading(course) as grader_ctx:
+        result = grader_ctx.grade(spec, file, visible_only=True)
     if as_json:
         click.echo(json.dumps(result.to_gradescope(), indent=2))
     else:
@@ -190,9 +185,9 @@ def _grade_dir(
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ._pipeline import find_submissions, grade_many
-    from ._report import class_summary, write_class_outputs
-    from ._sandbox.runner import ColdRunner
+    from grader.context import grading
+    from grader.pipeline import find_submissions
+    from grader.report.terminal import class_summary, write_class_outputs
 
     course = _course(ctx)
     specs = [course.assignment(n) for n in names]
@@ -201,10 +196,9 @@ def _grade_dir(
         raise GraderError(
             f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
         )
-    hide = [*course.private_dirs(), directory.resolve(), out.resolve()]
-    runner = ColdRunner(slots=jobs)
-    try:
-        with Progress(
+    with (
+        grading(course, jobs=jobs, also_hide=(directory, out)) as grader_ctx,
+        Progress(
             TextColumn("grading"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -212,33 +206,23 @@ def _grade_dir(
             TextColumn("{task.description}"),
             console=console,
             transient=True,
-        ) as progress:
-            task = progress.add_task("", total=len(subs))
+        ) as progress,
+    ):
+        task = progress.add_task("", total=len(subs))
 
-            def done(r):
-                progress.update(task, advance=1, description=f"{r.student}/{r.assignment}")
+        def done(r):
+            progress.update(task, advance=1, description=f"{r.student}/{r.assignment}")
 
-            results = grade_many(
-                subs, runner, jobs=jobs, hide=tuple(map(str, hide)), on_result=done
-            )
-            # The references' own loss curves, for the feedback pages (cached under OUT).
-            progress.update(task, description="the references, for comparison")
-            from ._reference import reference_curves
+        results = grader_ctx.grade_many(subs, on_result=done)
+        # The references' own loss curves, for the feedback pages (cached under OUT).
+        progress.update(task, description="the references, for comparison")
+        from grader.references import reference_curves
 
-            graded = sorted({s.assignment.name for s in subs if s.path is not None})
-            references = reference_curves(
-                course,
-                graded,
-                runner,
-                jobs=jobs,
-                hide=tuple(map(str, hide)),
-                cache=out / ".reference",
-            )
-    finally:
-        runner.close()
+        graded = sorted({s.assignment.name for s in subs if s.path is not None})
+        references = reference_curves(grader_ctx, graded, cache=out / ".reference")
     gradebook = write_class_outputs(results, out, references)
     if nbgrader_db:
-        from ._nbgrader import write_scores
+        from grader.integrations.nbgrader import write_scores
 
         write_scores(nbgrader_db, [r for r in results if r.run_status != "missing"])
     broken = [r for r in results if r.run_status in ("grader_error", "sandbox_error")]
@@ -344,7 +328,7 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> Non
       grader validate
       grader validate --assignment perceptron
     """
-    from ._validate import validate as run_validate
+    from grader.authoring.validate import validate as run_validate
 
     course = _course(ctx)
     console = _console()
@@ -364,7 +348,7 @@ def nbgrader_export(ctx: click.Context, root: Path, assignments: tuple[str, ...]
     Example:
       grader nbgrader-export mycourse && cd mycourse && nbgrader generate_assignment perceptron
     """
-    from ._nbgrader import export_course
+    from grader.integrations.nbgrader import export_course
 
     course = _course(ctx)
     written = export_course(course, root, list(assignments) or course.names())
@@ -390,7 +374,7 @@ def gradescope(ctx: click.Context, assignment: str, out: Path) -> None:
     Example:
       grader gradescope perceptron --out autograder.zip
     """
-    from ._gradescope import build_bundle
+    from grader.integrations.gradescope import build_bundle
 
     course = _course(ctx)
     course.assignment(assignment)  # a usage error naming the fix if unknown

@@ -12,14 +12,14 @@ GRADER = [sys.executable, "-m", "grader"]
 
 @pytest.fixture(scope="session")
 def course():
-    from grader._course import find_course
+    from grader.course.discovery import find_course
 
     return find_course(ROOT)
 
 
 @pytest.fixture(scope="session")
 def runner():
-    from grader._sandbox.runner import ColdRunner
+    from grader.run.runner import ColdRunner
 
     r = ColdRunner(slots=2)
     yield r

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader._artifacts import MANIFEST_VERSION, read
-from grader._errors import ArtifactError
+from grader.errors import ArtifactError
+from grader.run.artifacts import read
+from grader.wire import MANIFEST_VERSION
 
 
 def manifest(**fields) -> dict:

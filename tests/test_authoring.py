@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from grader._authoring import blank_line, generate, make_template, to_notebook
-from grader._course import Course, find_course
-from grader._errors import MarkerError
+from grader.authoring.templates import blank_line, generate, make_template, to_notebook
+from grader.course.discovery import Course, find_course
+from grader.errors import MarkerError
 
 MAIN = Path(__file__).resolve().parent.parent
 REAL = find_course(MAIN)

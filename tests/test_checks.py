@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader._checks import REGISTRY, Evidence, Missing
-from grader._pipeline import probe_inputs
+from grader import registry
+from grader.checks import Evidence, Missing
+from grader.pipeline import probe_inputs
 
 
 def evidence(course, name, arrays=None, facts=None, inputs=None):
@@ -18,7 +19,7 @@ def evidence(course, name, arrays=None, facts=None, inputs=None):
 
 
 def run(check, ev, **params):
-    return REGISTRY[check](ev, **params)
+    return registry.get(check)(ev, **params)
 
 
 # A perceptron that agrees with 0.8*x1 + x2 - 3 = 0 exactly: logit = -3 + 0.8 x1 + x2.

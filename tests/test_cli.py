@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORPUS, GRADER, ROOT
+from tests.conftest import CORPUS, GRADER, ROOT
 
 
 def grader(*args, cwd=ROOT, timeout=600):
@@ -213,8 +213,8 @@ def test_messages_with_brackets_reach_the_terminal_intact():
     """Rich markup must not eat a check message's [brackets] (callbacks=[...], arrays)."""
     from rich.console import Console
 
-    from grader._report import print_submission
-    from grader._results import CheckResult, SubmissionResult
+    from grader.report.terminal import print_submission
+    from grader.results import CheckResult, SubmissionResult
 
     message = "no TensorBoard event files: pass callbacks=[tf.keras.callbacks.TensorBoard()] to fit"
     result = SubmissionResult(

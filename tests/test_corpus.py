@@ -9,9 +9,8 @@ import re
 
 import pytest
 
-from grader._pipeline import Submission, grade_many
-
-from .conftest import CORPUS
+from grader.pipeline import Submission, grade_many
+from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.slow
 

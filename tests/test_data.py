@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from grader._data import (
+from grader.course.data import (
     FASHION_MNIST_DIR,
     DataError,
     embedded_mnist,
@@ -146,7 +146,7 @@ def _fake_cifar_bin(folder, n=4):
 
 
 def test_cifar10_binary_reader_and_absence(tmp_path, monkeypatch):
-    from grader._data import find_cifar10, load_cifar10_folder
+    from grader.course.data import find_cifar10, load_cifar10_folder
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("GRADER_CIFAR10", raising=False)
@@ -166,7 +166,7 @@ def test_cifar10_binary_reader_and_absence(tmp_path, monkeypatch):
 def test_cifar10_pickles_may_hold_data_only(tmp_path):
     import pickle
 
-    from grader._data import load_cifar10_folder
+    from grader.course.data import load_cifar10_folder
 
     folder = tmp_path / "py"
     folder.mkdir()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, ROOT
 
 VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
 
@@ -88,8 +88,8 @@ def test_the_validator_catches_what_gradescope_rejects():
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    from grader._course import find_course
-    from grader._gradescope import build_bundle
+    from grader.course.discovery import find_course
+    from grader.integrations.gradescope import build_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "autograder.zip"
     return build_bundle(find_course(ROOT), "recursion", out, source_root=ROOT)
@@ -128,8 +128,8 @@ def test_bundle_has_the_scripts_the_package_and_the_spec_and_no_solutions(bundle
     names = set(infos)
     assert {"setup.sh", "run_autograder", "pyproject.toml"} <= names
     assert "assignments/recursion/assignment.toml" in names
-    assert "grader/__init__.py" in names and "grader/_gradescope.py" in names
-    assert "grader/_sandbox/child.py" in names
+    assert "grader/__init__.py" in names and "grader/integrations/gradescope.py" in names
+    assert "grader/sandbox/child.py" in names
     for name in names:
         top = name.split("/")[0]
         assert top not in ("reference", "templates", "tests", ".git", "examples"), name
@@ -141,22 +141,22 @@ def test_bundle_has_the_scripts_the_package_and_the_spec_and_no_solutions(bundle
         assert stat.S_ISREG(mode) and mode & 0o111 == 0o111, (script, oct(mode))
         assert infos[script].create_system == 3  # Unix: the mode above is honoured
     assert run.startswith("#!/usr/bin/env bash") and setup.startswith("#!/usr/bin/env bash")
-    assert "grader._gradescope run" in run and "ASSIGNMENT='recursion'" in run
+    assert "grader.integrations.gradescope run" in run and "ASSIGNMENT='recursion'" in run
     assert "pip install" in setup and "$SOURCE" in setup
 
 
 def test_bundle_is_the_same_bytes_twice(bundle, tmp_path):
-    from grader._course import find_course
-    from grader._gradescope import build_bundle
+    from grader.course.discovery import find_course
+    from grader.integrations.gradescope import build_bundle
 
     again = build_bundle(find_course(ROOT), "recursion", tmp_path / "b.zip", source_root=ROOT)
     assert again.read_bytes() == bundle.read_bytes()
 
 
 def test_unknown_assignment_or_source_root_is_an_error_naming_the_fix(tmp_path):
-    from grader._course import find_course
-    from grader._errors import GraderError
-    from grader._gradescope import build_bundle
+    from grader.course.discovery import find_course
+    from grader.errors import GraderError
+    from grader.integrations.gradescope import build_bundle
 
     with pytest.raises(GraderError, match="no spec at"):
         build_bundle(find_course(ROOT), "nope", tmp_path / "x.zip", source_root=ROOT)
@@ -168,7 +168,7 @@ def test_unknown_assignment_or_source_root_is_an_error_naming_the_fix(tmp_path):
 def test_bundled_package_is_complete(bundle, tmp_path):
     """The grader inside the zip imports on its own (what setup.sh installs)."""
     source = unpack(bundle, tmp_path)
-    code = "import grader, grader._gradescope, grader._pipeline, grader.cli; print(grader.__file__)"
+    code = "import grader, grader.integrations.gradescope, grader.pipeline, grader.cli; print(grader.__file__)"
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
@@ -226,7 +226,7 @@ def test_results_are_written_when_the_grader_cannot_start(bundle, tmp_path):
 
 
 def test_results_are_written_when_grading_fails_unexpectedly(tmp_path, monkeypatch):
-    from grader import _gradescope
+    from grader.integrations import gradescope as _gradescope
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -256,7 +256,7 @@ def test_results_are_written_when_grading_fails_unexpectedly(tmp_path, monkeypat
 
 def test_graded_in_a_child_process_results_come_back_through_a_pipe(tmp_path):
     """The path taken where the container refuses namespaces to root (there as an unprivileged uid)."""
-    from grader._gradescope import grade_in_subprocess
+    from grader.integrations.gradescope import grade_in_subprocess
 
     sub = tmp_path / "recursion.py"
     sub.write_bytes((CORPUS / "broken" / "recursion_memo_never_read.py").read_bytes())
@@ -267,8 +267,8 @@ def test_graded_in_a_child_process_results_come_back_through_a_pipe(tmp_path):
 
 
 def test_find_submission_rules(tmp_path):
-    from grader._course import find_course
-    from grader._gradescope import NoSubmission, find_submission
+    from grader.course.discovery import find_course
+    from grader.integrations.gradescope import NoSubmission, find_submission
 
     course = find_course(ROOT)
     recursion = course.assignment("recursion")
@@ -298,7 +298,7 @@ def test_find_submission_rules(tmp_path):
 
 FALLBACK_DRIVER = """
 import sys
-from grader import _gradescope
+from grader.integrations import gradescope as _gradescope
 _gradescope._namespaces_available = lambda: False  # as in a Docker container without them
 sys.exit(_gradescope.main(sys.argv[1:]))
 """

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -15,14 +15,13 @@ import sys
 import numpy as np
 import pytest
 
-from grader._keras_model import (
+from grader.model.keras import (
     Architecture,
     ModelRefused,
     compare_structure,
     parse_architecture,
 )
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "keras"
 
@@ -506,8 +505,8 @@ def test_importing_and_using_these_modules_never_imports_tensorflow():
         "import sys\n"
         "import numpy as np\n"
         "from pathlib import Path\n"
-        "from grader._keras_model import parse_architecture\n"
-        "from grader._tb_events import read_scalars\n"
+        "from grader.model.keras import parse_architecture\n"
+        "from grader.run.tb_events import read_scalars\n"
         f"f = Path({str(FIXTURES)!r})\n"
         "z = np.load(f / 'lecture_mnist.npz')\n"
         "w = [z[k] for k in sorted(z.files) if k.startswith('weight_')]\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from grader._authoring import BLANK_RE
-from grader._results import CheckResult, SubmissionResult
+from grader.authoring.templates import BLANK_RE
+from grader.results import CheckResult, SubmissionResult
 
 pytest.importorskip("nbgrader")
 
@@ -35,7 +35,7 @@ def _nbgrader(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def released(course, tmp_path_factory):
-    from grader._nbgrader import export_course
+    from grader.integrations.nbgrader import export_course
 
     root = tmp_path_factory.mktemp("nbgrader-course")
     written = export_course(course, root, ["recursion", "perceptron"])
@@ -92,7 +92,7 @@ def test_released_recursion_hides_the_solutions(released):
 
 
 def test_source_notebook_metadata(course):
-    from grader._nbgrader import release_notebook
+    from grader.integrations.nbgrader import release_notebook
 
     nb = release_notebook(course, "recursion")
     assert [c["id"] for c in nb.cells] == [f"recursion-{i:02d}" for i in range(len(nb.cells))]
@@ -123,7 +123,7 @@ def _result(student: str, assignment: str, points: list[tuple[float, float]]) ->
 def test_write_scores(tmp_path):
     from nbgrader.api import Gradebook
 
-    from grader._nbgrader import write_scores
+    from grader.integrations.nbgrader import write_scores
 
     db = f"sqlite:///{tmp_path}/gradebook.db"
     results = [
@@ -148,7 +148,7 @@ def test_write_scores_into_the_course_gradebook(released):
     """The gradebook `nbgrader generate_assignment` made: its notebook gains the grade cells."""
     from nbgrader.api import Gradebook
 
-    from grader._nbgrader import write_scores
+    from grader.integrations.nbgrader import write_scores
 
     db = f"sqlite:///{released}/gradebook.db"
     result = _result("carol", "recursion", [(1, 1), (0, 2)])
@@ -161,7 +161,7 @@ def test_write_scores_into_the_course_gradebook(released):
 
 
 def test_submitted_layout_is_found(course, tmp_path):
-    from grader._pipeline import find_submissions
+    from grader.pipeline import find_submissions
 
     nb = tmp_path / "submitted" / "dave" / "recursion" / "recursion.ipynb"
     nb.parent.mkdir(parents=True)

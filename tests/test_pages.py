@@ -10,10 +10,9 @@ import subprocess
 
 import pytest
 
-from grader._pipeline import Submission, grade_many
-from grader._report import write_class_outputs
-
-from .conftest import CORPUS, GRADER, ROOT
+from grader.pipeline import Submission, grade_many
+from grader.report.terminal import write_class_outputs
+from tests.conftest import CORPUS, GRADER, ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

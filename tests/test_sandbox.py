@@ -9,9 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from grader._sandbox.runner import Job
-
-from .conftest import ROOT
+from grader.run.runner import Job
+from grader.wire import Collect, Limits
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +27,16 @@ def job(code: str, hide=(), **kw) -> Job:
         inputs={},
         seed=7,
         tensorflow=False,
-        timeout_s=20,
-        memory_mb=1024,
         hide=tuple(hide),
     )
     defaults.update(kw)
+    limits = {
+        k: defaults.pop(k) for k in ("timeout_s", "memory_mb", "call_timeout_s") if k in defaults
+    }
+    limits.setdefault("timeout_s", 20)
+    limits.setdefault("memory_mb", 1024)
+    defaults["limits"] = Limits(**limits)
+    defaults["collect"] = Collect.from_mapping(defaults["collect"], "test")
     return Job(**defaults)
 
 
@@ -167,7 +172,7 @@ def test_student_traceback_shows_only_their_frames(runner):
 
 
 def test_same_submission_same_score(course, runner, hide):
-    from grader._pipeline import Options, grade_file
+    from grader.pipeline import Options, grade_file
 
     spec = course.assignment("linear_regression")
     path = ROOT / "reference" / "linear_regression.py"
@@ -194,7 +199,7 @@ def test_output_folder_linked_elsewhere_is_refused(runner):
 def test_lecture_data_entry_points_are_served_offline(course, runner):
     """input_data.read_data_sets and keras' mnist.load_data() work offline, give the served
     splits, and `mnist.test` / `(x_test, y_test)` is the validation split, not the held-out."""
-    from grader._pipeline import data_for, served
+    from grader.pipeline import data_for, served
 
     splits = data_for(course.assignment("mnist_mlp"))
     out = runner.run(
@@ -210,7 +215,7 @@ def test_lecture_data_entry_points_are_served_offline(course, runner):
                       x_test.shape[0], int(x_test.max())]
             """,
             tensorflow=True,
-            datasets=served(splits),
+            datasets=served(course.assignment("mnist_mlp"), splits),
             timeout_s=120,
             memory_mb=3072,
         )
@@ -221,10 +226,10 @@ def test_lecture_data_entry_points_are_served_offline(course, runner):
 
 
 def test_served_data_never_holds_the_heldout_set(course):
-    from grader._pipeline import data_for, served
+    from grader.pipeline import data_for, served
 
     splits = data_for(course.assignment("mnist_mlp"))
-    data = served(splits)["mnist"]
+    data = served(course.assignment("mnist_mlp"), splits)["mnist"]
     assert set(data) == {"train_x", "train_y", "valid_x", "valid_y"}
     seen = {row.tobytes() for row in np.concatenate([data["train_x"], data["valid_x"]])}
     assert not any(row.tobytes() in seen for row in splits.heldout_x)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from grader._course import find_course
-from grader._errors import SpecError
-from grader._spec import VISIBILITIES, Assignment, load_assignment
+from grader.course.discovery import find_course
+from grader.course.spec import VISIBILITIES, Assignment, load_assignment
+from grader.errors import SpecError
 
 MAIN = Path(__file__).resolve().parent.parent
 REAL = find_course(MAIN)

@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from grader._errors import SubmissionError
-from grader._submission import check_syntax, find_blanks, load
+from grader.errors import SubmissionError
+from grader.run.submission import check_syntax, find_blanks, load
 
 
 def write_py(tmp_path: Path, text: str, name: str = "sub.py") -> Path:

@@ -13,9 +13,8 @@ import struct
 
 import pytest
 
-from grader._tb_events import EventFileError, crc32c, parse_event_files, read_scalars
-
-from .conftest import ROOT
+from grader.run.tb_events import EventFileError, crc32c, parse_event_files, read_scalars
+from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "keras"
 LOGS = FIXTURES / "tb_logs"

@@ -14,25 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ArtifactError
+from grader.errors import ArtifactError
+from grader.wire import ARRAYS_FILE, MANIFEST_FILE, MANIFEST_VERSION, ManifestFields
 
-MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_ARRAYS = 2000
 MAX_ARRAY_BYTES = 512 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 NUMERIC_KINDS = "biuf"
-
-_DICT_FIELDS = (
-    "missing",
-    "placeholders",
-    "fetch_errors",
-    "call_errors",
-    "call_counts",
-    "timing",
-    "arrays",
-    "declared_shapes",
-)
 
 
 def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -40,8 +29,8 @@ def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if out_dir.is_symlink() or not out_dir.is_dir():
         # The child owns its scratch folder: a link there could point the grader at any file.
         raise ArtifactError("the output folder is missing or is a link")
-    manifest_path = out_dir / "manifest.json"
-    arrays_path = out_dir / "arrays.npz"
+    manifest_path = out_dir / MANIFEST_FILE
+    arrays_path = out_dir / ARRAYS_FILE
     if not manifest_path.is_file() or manifest_path.is_symlink():
         raise ArtifactError("no manifest.json")
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
@@ -53,7 +42,7 @@ def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     version = facts.get("version") if isinstance(facts, dict) else None
     if type(version) is not int or version != MANIFEST_VERSION:
         raise ArtifactError(f"manifest version is not {MANIFEST_VERSION}")
-    for key in _DICT_FIELDS:
+    for key in ManifestFields.OBJECTS:
         if not isinstance(facts.get(key, {}), dict):
             raise ArtifactError(f"manifest field {key!r} is not an object")
     declared = facts.get("arrays", {})

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import Evidence
+from grader.checks.graph import Evidence
 
 GRID = 120
 MAX_IMAGES = 8
@@ -38,7 +38,7 @@ def collect(ev: Evidence) -> dict[str, Any]:
 
 def _loss_curve(ev: Evidence):
     curves = {}
-    for name in ev.assignment.collect.get("records", []):
+    for name in ev.assignment.collect.records:
         if name in ev.arrays and ev.arrays[name].size >= 2:
             values = np.asarray(ev.arrays[name], dtype=float).ravel()
             curves[name] = [float(v) for v in values if np.isfinite(v)]
@@ -70,7 +70,7 @@ def _boundary(ev: Evidence):
 def _predictions(ev: Evidence) -> np.ndarray | None:
     x = ev.task.features(ev.data.heldout_x)
     if ev.task.model == "keras":
-        from ._checks_keras import student_model
+        from grader.checks.keras import student_model
 
         return np.argmax(student_model(ev).forward(x), axis=-1)
     return ev.task.predict_class(ev.params(), x)

@@ -25,8 +25,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ._authoring import BEGIN, BLANK_RE, END, make_template, mark_cells
-from ._errors import MarkerError
+from grader.authoring.templates import BEGIN, BLANK_RE, END, make_template, mark_cells
+from grader.errors import MarkerError
 
 CONFIG = """\
 c = get_config()  # noqa: F821

@@ -1,152 +1,27 @@
-"""Checks: plain functions, named after what they verify, run in the trusted process.
-
-A check reads the validated artifacts of a sandboxed run (`Evidence`) and the assignment's
-trusted task (data generator, reference model function) and returns a `Verdict`. It never
-imports student code. Registration only tags the function (`@check("shapes")`); the spec
-loader validates each check's parameters against its keyword-only signature.
-
-Failure messages say what, where, expected and got, in the student's terms.
+"""Checks of the TensorFlow graph assignments: shapes, wiring, loss, training, boundary,
+accuracy, checkpoints, one-hot labels. Each reads the validated artifacts and the assignment's
+trusted task; none imports student code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-REGISTRY: dict[str, Callable[..., Verdict]] = {}
-
-
-def check(name: str, *, needs_task: bool = False):
-    """Register a check function under `name` (the spec's `check = "..."`)."""
-
-    def tag(fn):
-        fn.check_name = name
-        fn.needs_task = needs_task
-        REGISTRY[name] = fn
-        return fn
-
-    return tag
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a check found: `score` in [0, 1] of its points, and a message for the student."""
-
-    score: float
-    message: str
-    expected: str | None = None
-    got: str | None = None
-    skipped: bool = False  # could not be checked here (data absent): never counted as passed
-
-    @property
-    def passed(self) -> bool:
-        return self.score >= 1.0
-
-
-class Missing(Exception):
-    """An artifact a check needs was not produced (the student's variable is not defined, ...)."""
-
-
-@dataclass
-class Evidence:
-    """The trusted view of one run: validated arrays and facts, plus the grader's own inputs."""
-
-    assignment: Any
-    arrays: dict[str, np.ndarray]
-    facts: dict[str, Any]
-    inputs: dict[str, np.ndarray] = field(default_factory=dict)
-    data: Any = None  # the data set's Splits for an image assignment (held-out set: here only)
-    cache: dict[str, Any] = field(default_factory=dict)  # what one check derived, for the next
-
-    @property
-    def task(self):
-        return self.assignment.task
-
-    def array(self, name: str) -> np.ndarray:
-        """An artifact by name; `a|b` names alternatives (the notes call one layer `hidden` in
-        one lecture and `hidden1` in another): the first one present is taken."""
-        for alt in name.split("|"):
-            if alt in self.arrays:
-                return self.arrays[alt]
-        name = name.split("|")[0]
-        reason = self.facts.get("missing", {}).get(name) or self.facts.get("missing", {}).get(
-            name.split(".")[0].split(":")[-1]
-        )
-        raise Missing(
-            f"{show(name)} was not produced by your code" + (f": {reason}" if reason else "")
-        )
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {name: self.array(name) for name in self.task.weight_names()}
-
-
-def show(name: str) -> str:
-    """An artifact name in the student's terms: `weights.output` -> `weights['output']`."""
-    name = name.split("|")[0]
-    for prefix in ("fetch:", "call:", "var:"):
-        if name.startswith(prefix):
-            return f"`{name[len(prefix) :]}`"
-    if "." in name:
-        head, key = name.split(".", 1)
-        return f"`{head}['{key}']`"
-    return f"`{name}`"
-
-
-def _fmt_shape(shape) -> str:
-    dims = ["None" if d is None else str(d) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-def _fmt_num(x: Any) -> str:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim == 0:
-        return f"{float(arr):.4g}"
-    return np.array2string(
-        arr, separator=", ", threshold=12, formatter={"float_kind": lambda v: f"{v:.4g}"}
-    )
-
-
-def _nonfinite(params: dict[str, np.ndarray]) -> list[str]:
-    return [show(k) for k, v in params.items() if not np.all(np.isfinite(v))]
-
-
-def _finite_params(ev: Evidence) -> dict[str, np.ndarray] | Verdict:
-    """The student's weight arrays, or the verdict that training diverged."""
-    params = ev.params()
-    bad = _nonfinite(params)
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
-    return params
-
-
-def _bound_for(ev: Evidence, table: dict[str, float], what: str) -> float | Verdict:
-    """The spec's bound for the data set this run is graded on, or a skipped verdict when the
-    data are absent or no bound is calibrated for them (never counted as passed)."""
-    if ev.data is None:
-        name = DATA_NAMES.get(ev.task.data, ev.task.data)
-        return Verdict(
-            0.0, f"{name} not available{WHERE_TO_PUT.get(ev.task.data, '')}", skipped=True
-        )
-    if ev.data.dataset.key not in table:
-        return Verdict(0.0, f"no {what} is set for {ev.data.dataset.name}", skipped=True)
-    return float(table[ev.data.dataset.key])
-
-
-def _against(
-    text: str, value: float, bound: float, *, least: bool, fmt: str, got: str = "", hint: str = ""
-) -> Verdict:
-    """Pass when `value` is at least (or at most) `bound`; the message says the figure and,
-    on failure, what was expected."""
-    expected = f"{'>=' if least else '<='} {bound:{fmt}}"
-    got = got or f"{value:{fmt}}"
-    if (value >= bound) if least else (value <= bound):
-        return Verdict(1.0, text, expected=expected, got=got)
-    word = "at least" if least else "at most"
-    return Verdict(0.0, f"{text}; expected {word} {bound:{fmt}}{hint}", expected=expected, got=got)
-
+from grader.checks.base import (
+    Evidence,
+    Missing,
+    Verdict,
+    _against,
+    _bound_for,
+    _finite_params,
+    _fmt_num,
+    _fmt_shape,
+    _nonfinite,
+    show,
+)
+from grader.registry import check
 
 # --- shapes ------------------------------------------------------------------------------------
 
@@ -417,7 +292,7 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
     record, own_fell, blew_up = "", False, False
-    for rec in ev.assignment.collect.get("records", []):
+    for rec in ev.assignment.collect.records:
         if rec in ev.arrays and ev.arrays[rec].size >= 2:
             r = ev.arrays[rec].ravel().astype(float)
             record = f" (your `{rec}` went from {r[0]:.4g} to {r[-1]:.4g})"
@@ -526,63 +401,6 @@ def check_decision_boundary(
     return _against(text, min(on_grid, on_held), minimum, least=True, fmt=".1%")
 
 
-# --- autoencoder -------------------------------------------------------------------------------
-
-
-@check("reconstruction", needs_task=True)
-def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
-    """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
-    student's weights, on held-out images of the assignment's digits, below a bound calibrated
-    per data set."""
-    bound = _bound_for(ev, maximum, "reconstruction bound")
-    if isinstance(bound, Verdict):
-        return bound
-    params = _finite_params(ev)
-    if isinstance(params, Verdict):
-        return params
-    images, _ = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
-    x = ev.task.features(images)
-    try:
-        err = float(np.mean((ev.task.forward(params, x) - x) ** 2))
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    digits = "/".join(map(str, ev.task.digits)) or "all"
-    text = f"mean squared reconstruction error {err:.4f} on {len(x)} held-out images of digits {digits}"
-    return _against(text, err, bound, least=False, fmt="g", got=f"{err:.4f}")
-
-
-@check("latent_separation", needs_task=True)
-def check_latent_separation(
-    ev: Evidence, *, minimum: dict[str, float], latent_layers: int = 3, neighbours: int = 5
-) -> Verdict:
-    """The digits are separable in the latent space: k-nearest-neighbour accuracy (5-fold
-    cross-validated) on the latent codes of held-out images, computed by the grader's rebuild
-    of the encoder fed the student's weights."""
-    from sklearn.model_selection import cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    want = _bound_for(ev, minimum, "separation bound")
-    if isinstance(want, Verdict):
-        return want
-    params = _finite_params(ev)
-    if isinstance(params, Verdict):
-        return params
-    images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
-    try:
-        z = ev.task.forward(params, ev.task.features(images), 0, latent_layers)
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    acc = float(
-        np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=neighbours), z, labels, cv=5))
-    )
-    digits = "/".join(map(str, ev.task.digits))
-    text = (
-        f"a {neighbours}-nearest-neighbour classifier tells digits {digits} apart from their "
-        f"{z.shape[1]}-D latent codes with {acc:.1%} accuracy ({len(z)} held-out images, 5-fold)"
-    )
-    return _against(text, acc, want, least=True, fmt=".1%")
-
-
 # --- checkpoint_restore ---------------------------------------------------------------------------
 
 
@@ -592,7 +410,7 @@ def check_checkpoint_restore(
 ) -> Verdict:
     """The test file restored exactly what the training file trained and saved (the two ran
     in separate namespaces and graphs): same variables, hence the same held-out accuracy."""
-    stages = [s["file"] for s in ev.assignment.stages] or ["training", "test"]
+    stages = [s.file for s in ev.assignment.stages] or ["training", "test"]
     trained_in, tested_in = stages[0], stages[-1]
     problems = []
     trained, restored = {}, {}
@@ -631,42 +449,6 @@ def check_checkpoint_restore(
     return Verdict(1.0, text)
 
 
-# --- records -----------------------------------------------------------------------------------
-
-
-@check("records")
-def check_records(ev: Evidence, *, names: list[str], min_length: int = 2) -> Verdict:
-    """The loss records the notes keep (for the student's own plots) exist, have the same
-    number of finite entries, at least `min_length`. Feedback on completeness only: the
-    grader never takes a learning result from them."""
-    problems, lengths = [], []
-    for name in names:
-        try:
-            rec = np.asarray(ev.array(name), dtype=np.float64).ravel()
-        except Missing as exc:
-            problems.append(str(exc))
-            continue
-        lengths.append(len(rec))
-        if len(rec) < min_length:
-            problems.append(f"{show(name)} has {len(rec)} entries; expected at least {min_length}")
-        elif not np.all(np.isfinite(rec)):
-            problems.append(f"{show(name)} contains NaN or infinity")
-    if not problems and len(set(lengths)) > 1:
-        problems.append(
-            ", ".join(f"{show(n)} has {k}" for n, k in zip(names, lengths, strict=True))
-            + " entries; record them at the same iterations"
-        )
-    if problems:
-        return Verdict(0.0, "\n".join(problems))
-    return Verdict(1.0, f"{' and '.join(show(n) for n in names)}: {lengths[0]} entries each")
-
-
-DATA_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
-WHERE_TO_PUT = {
-    "cifar10": " (give its folder in $GRADER_CIFAR10, or put it in the Keras cache)",
-    "mnist": " (pass --mnist PATH, or set $GRADER_MNIST)",
-}
-
 # --- accuracy ----------------------------------------------------------------------------------
 
 
@@ -680,8 +462,8 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
         return want
     x = ev.task.features(ev.data.heldout_x)
     if ev.task.model == "keras":
-        from ._checks_keras import student_model
-        from ._keras_model import ModelRefused
+        from grader.checks.keras import student_model
+        from grader.model.keras import ModelRefused
 
         try:
             pred = np.argmax(student_model(ev).forward(x), axis=-1)
@@ -737,82 +519,3 @@ def check_one_hot(ev: Evidence, *, labels: str = "train_y", inputs: str = "train
             f"column 1 must be C1 (g >= 0), as OneHotEncoder orders labels 0 and 1",
         )
     return Verdict(1.0, f"{show(labels)} is one-hot, {m} rows, matching the data")
-
-
-# --- values ------------------------------------------------------------------------------------
-
-
-@check("values")
-def check_values(ev: Evidence, *, cases: list[dict[str, Any]]) -> Verdict:
-    """Numbers the student's code computes are within tolerance of the expected values.
-
-    Each case: `of` (an artifact: `call:<id>` for a function call the spec makes, or a
-    variable name), `expected`, optional `atol` (default 1e-3) and `shown` (how to name it).
-    """
-    problems = []
-    for case in cases:
-        of = case["of"]
-        label = case.get("shown") or show(of)
-        atol = float(case.get("atol", 1e-3))
-        expected = np.asarray(case["expected"], dtype=np.float64)
-        err = ev.facts.get("call_errors", {}).get(of.removeprefix("call:"))
-        if err:
-            problems.append(f"{label} failed: {err}")
-            continue
-        try:
-            got = np.asarray(ev.array(of), dtype=np.float64)
-        except Missing as exc:
-            problems.append(str(exc) if label == show(of) else f"{label}: {exc}")
-            continue
-        except (TypeError, ValueError):
-            problems.append(f"{label} is not a number")
-            continue
-        if got.size != expected.size:
-            problems.append(
-                f"{label} gave {got.size} value(s) {_fmt_num(got)}; expected {expected.size}: "
-                f"{_fmt_num(expected)}"
-            )
-        elif not np.allclose(got.reshape(expected.shape), expected, atol=atol, rtol=0):
-            problems.append(
-                f"{label} is {_fmt_num(got)}; expected {_fmt_num(expected)} (within {atol:g})"
-            )
-    if problems:
-        return Verdict((len(cases) - len(problems)) / len(cases), "\n".join(problems))
-    return Verdict(1.0, f"all {len(cases)} values are right")
-
-
-# --- call_count --------------------------------------------------------------------------------
-
-
-@check("call_count")
-def check_call_count(ev: Evidence, *, function: str, per_n: float = 3.0) -> Verdict:
-    """A memoized function makes a number of calls linear in n (counted in the sandbox)."""
-    runs = ev.facts.get("call_counts", {}).get(function)
-    if not runs:
-        reason = ev.facts.get("missing", {}).get(function, "not defined")
-        return Verdict(0.0, f"`{function}` could not be called: {reason}")
-    problems = []
-    for run in runs:
-        n, calls = run["n"], run["calls"]
-        limit = per_n * n + 2
-        if run.get("error"):
-            problems.append(f"`{function}({n})` raised {run['error']}")
-        elif run.get("capped"):
-            problems.append(
-                f"`{function}({n})` made more than {calls} calls (stopped there); a memoized "
-                f"version makes about 2n = {2 * n}. Store each result in `memo` and return it "
-                f"when it is already there"
-            )
-        elif calls > limit:
-            problems.append(
-                f"`{function}({n})` made {calls} calls; expected at most {limit:g} "
-                f"(linear in n), as memoization gives"
-            )
-    counts = ", ".join(f"{function}({r['n']}): {r['calls']} calls" for r in runs)
-    if problems:
-        return Verdict(0.0, "\n".join(problems), expected=f"<= {per_n:g}n + 2 calls", got=counts)
-    return Verdict(1.0, f"calls grow linearly with n ({counts})")
-
-
-# The Keras checks register themselves in the same registry.
-from . import _checks_keras  # noqa: E402,F401

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment
 
-from ._results import SubmissionResult, write_atomic
+from grader.results import SubmissionResult, write_atomic
 
 _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 

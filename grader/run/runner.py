@@ -7,7 +7,6 @@ replace it without any other module changing.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -25,9 +24,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._artifacts import read as read_artifacts
-from .._errors import ArtifactError
-from .child import EXIT_SETUP_FAILED
+from grader.errors import ArtifactError
+from grader.run.artifacts import read as read_artifacts
+from grader.wire import (
+    INPUTS_FILE,
+    JOB_FILE,
+    OUT_DIR,
+    Collect,
+    Exit,
+    Isolation,
+    JobSpec,
+    Limits,
+    Stage,
+    Status,
+)
 
 __all__ = ["Job", "RunOutcome", "Runner", "ColdRunner"]
 
@@ -43,20 +53,18 @@ class Job:
     display_name: str
     code: str
     where: tuple[str, ...]
-    collect: dict[str, Any]
+    collect: Collect
     inputs: dict[str, np.ndarray]
     seed: int
     tensorflow: bool  # prepare TensorFlow (the TF1 layer for api "tf1", TF2 as is for "keras")
-    timeout_s: float
-    memory_mb: int
-    call_timeout_s: float = 10.0
+    limits: Limits = Limits()
     hide: tuple[str, ...] = ()
     datasets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # public splits only
     api: str = "tf1"
     # Several files (a multi-file submission): name -> (code, where); `code`/`where` are then
     # unused. `stages`: which files run, in order, and the prefix of what each one hands back.
     modules: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    stages: tuple[dict[str, Any], ...] = ()
+    stages: tuple[Stage, ...] = ()
     run_as_main: bool = True  # False: load the file as a module (its __main__ part does not run)
 
 
@@ -77,6 +85,8 @@ class RunOutcome:
 
 class Runner(Protocol):
     def run(self, job: Job) -> RunOutcome: ...
+
+    def close(self) -> None: ...
 
 
 class _Tail:
@@ -157,7 +167,7 @@ def kill_all(uid: int | None, pgid: int | None) -> None:
 
 
 class ColdRunner:
-    """A fresh `python -I -m grader._sandbox.child` process per job (pays the imports each time).
+    """A fresh `python -I -m grader.sandbox.child` process per job (pays the imports each time).
 
     `slots` bounds how many jobs run at once; each slot has its own unprivileged uid when the
     grader runs as root, so concurrent students cannot see each other's processes or files.
@@ -197,27 +207,29 @@ class ColdRunner:
         for name, (code, _where) in files.items():
             (jobdir / name).write_text(code, encoding="utf-8")
         if job.inputs:
-            np.savez(jobdir / "inputs.npz", **job.inputs)
+            np.savez(jobdir / INPUTS_FILE, **job.inputs)
         for name, arrays in job.datasets.items():
             np.savez(jobdir / f"data_{name}.npz", **arrays)
-        spec = {
-            "display_name": job.display_name,
-            "files": {name: list(where) for name, (_code, where) in files.items()},
-            "stages": list(job.stages),
-            "seed": job.seed,
-            "tensorflow": job.tensorflow,
-            "api": job.api,
-            "run_as_main": job.run_as_main,
-            "collect": job.collect,
-            "call_timeout_s": job.call_timeout_s,
-            "datasets": {name: f"data_{name}.npz" for name in job.datasets},
-            "isolation": {
-                "hide": list(job.hide),
-                "uid": slot_uid,
-                "address_space_mb": 2 * job.memory_mb + 4096,
-            },
-        }
-        (jobdir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+        spec = JobSpec(
+            display_name=job.display_name,
+            files={name: where for name, (_code, where) in files.items()},
+            seed=job.seed,
+            api=job.api,
+            tensorflow=job.tensorflow,
+            collect=job.collect,
+            isolation=Isolation(
+                hide=tuple(job.hide),
+                uid=slot_uid,
+                address_space_mb=job.limits.address_space_mb,
+                nproc=job.limits.nproc,
+                file_size_mb=job.limits.file_size_mb,
+            ),
+            stages=job.stages,
+            run_as_main=job.run_as_main,
+            call_timeout_s=job.limits.call_timeout_s,
+            datasets={name: f"data_{name}.npz" for name in job.datasets},
+        )
+        (jobdir / JOB_FILE).write_text(spec.to_json(), encoding="utf-8")
         uid = None
         if self.privileged:
             uid = slot_uid
@@ -239,7 +251,7 @@ class ColdRunner:
         for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # correctness on some CPUs
             if key in os.environ:
                 env[key] = os.environ[key]
-        cmd = [sys.executable, "-I", "-m", "grader._sandbox.child", str(jobdir)]
+        cmd = [sys.executable, "-I", "-m", "grader.sandbox.child", str(jobdir)]
         started = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
@@ -261,19 +273,19 @@ class ColdRunner:
                 except subprocess.TimeoutExpired:
                     pass
                 elapsed = time.perf_counter() - started
-                if elapsed > job.timeout_s:
+                if elapsed > job.limits.timeout_s:
                     status = "timeout"
                     message = (
-                        f"your code was still running after {job.timeout_s:g} s (the limit) and "
+                        f"your code was still running after {job.limits.timeout_s:g} s (the limit) and "
                         f"was stopped; look for a loop that never ends, or too many iterations"
                     )
                     break
                 rss = _rss_mb(_procs(uid, pgid))
                 peak = max(peak, rss)
-                if rss > job.memory_mb:
+                if rss > job.limits.memory_mb:
                     status = "memory"
                     message = (
-                        f"your code used more than {job.memory_mb} MB of memory (the limit) and "
+                        f"your code used more than {job.limits.memory_mb} MB of memory (the limit) and "
                         f"was stopped (out of memory)"
                     )
                     break
@@ -285,7 +297,7 @@ class ColdRunner:
         timing = {"run_s": wall, "peak_rss_mb": peak}
         if status:
             return RunOutcome(status, message, stdout=stdout, stderr=stderr, timing=timing)
-        if proc.returncode == EXIT_SETUP_FAILED:
+        if proc.returncode == Exit.SETUP_FAILED:
             lines = stderr.strip().splitlines() or ["(no detail)"]
             return RunOutcome(
                 "sandbox_error",
@@ -295,7 +307,7 @@ class ColdRunner:
                 timing=timing,
             )
         try:
-            facts, arrays = read_artifacts(jobdir / "out")
+            facts, arrays = read_artifacts(jobdir / OUT_DIR)
         except ArtifactError as exc:
             if proc.returncode and proc.returncode < 0:
                 sig = signal.Signals(-proc.returncode).name
@@ -311,11 +323,11 @@ class ColdRunner:
         timing.update(
             {k: float(v) for k, v in facts.get("timing", {}).items() if isinstance(v, (int, float))}
         )
-        status = str(facts.get("status", "completed"))
-        if status not in ("completed", "exception", "exit", "memory"):
+        status = str(facts.get("status", Status.COMPLETED))
+        if status not in Status.ALL:
             status = "crash"
         message = str(facts.get("exception", ""))
-        if status == "memory":
+        if status == Status.MEMORY:
             message = "out of memory (MemoryError)\n" + message
         notes = tuple(str(n) for n in facts.get("notes", []))
         return RunOutcome(status, message, facts, arrays, stdout, stderr, timing, notes)

@@ -3,7 +3,7 @@
 `build_bundle` writes the zip an instructor uploads as a Gradescope "autograder"; inside it,
 `run_autograder` calls this module's entry point once per submission:
 
-    python -m grader._gradescope run --course DIR --assignment NAME \\
+    python -m grader.integrations.gradescope run --course DIR --assignment NAME \\
         --submission PATH --results PATH
 
 which grades with ALL the checks of the spec (the hidden ones too, unlike `grader check`), in
@@ -33,7 +33,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ._errors import GraderError
+from grader.errors import GraderError
 
 __all__ = ["build_bundle", "find_submission", "main"]
 
@@ -69,7 +69,7 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
 "$VENV/bin/python" -m pip install "$SOURCE"
 # Fail the image build now, not at the first submission, if the install is broken.
-"$VENV/bin/python" -c "import grader._gradescope, grader._pipeline"
+"$VENV/bin/python" -c "import grader.integrations.gradescope, grader.pipeline"
 echo "setup.sh: grader installed in $VENV"
 """
 
@@ -94,7 +94,7 @@ fi
 mkdir -p "$ROOT/results"
 rm -f "$RESULTS"
 cd "$ROOT" || exit 1
-"$PY" -m grader._gradescope run --course "$SOURCE" --assignment "$ASSIGNMENT" \
+"$PY" -m grader.integrations.gradescope run --course "$SOURCE" --assignment "$ASSIGNMENT" \
     --submission "$SUBMISSION" --results "$RESULTS"
 status=$?
 echo "run_autograder: the grader exited with status $status"
@@ -148,7 +148,7 @@ def build_bundle(course, assignment_name: str, out_zip: Path, *, source_root: Pa
     """Write the Gradescope autograder zip of one assignment; returns `out_zip`.
 
     Args:
-        course: the `grader._course.Course` the assignment belongs to.
+        course: the `grader.course.discovery.Course` the assignment belongs to.
         assignment_name: an assignment of that course (a `GraderError` names the known ones).
         out_zip: where to write the zip (its folder is created; an existing file is replaced).
         source_root: the grader's source checkout: `source_root/grader/` (the package) and
@@ -259,21 +259,14 @@ def find_submission(folder: Path, spec) -> Path:
 
 def _namespaces_available() -> bool:
     """Whether this (root) process may create the mount and network namespaces the sandbox
-    uses as root; probed in a throw-away process, so nothing here changes."""
-    probe = (
-        "import ctypes, os, sys, tempfile\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "if libc.unshare(0x00020000 | 0x40000000) != 0: sys.exit(1)\n"  # CLONE_NEWNS | NEWNET
-        "if libc.mount(b'none', b'/', None, 16384 | 262144, None) != 0: sys.exit(2)\n"  # private
-        "d = tempfile.mkdtemp()\n"
-        "ok = libc.mount(b'tmpfs', d.encode(), b'tmpfs', 1, b'size=4k') == 0\n"  # read-only
-        "ok and libc.umount2(d.encode(), 0)\n"
-        "os.rmdir(d)\n"
-        "sys.exit(0 if ok else 3)\n"
-    )
+    uses as root; the sandbox's own probe runs in a throw-away process, so nothing here
+    changes (and the trusted side does not import the sandbox)."""
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-c", probe], capture_output=True, timeout=60, check=False
+            [sys.executable, "-I", "-m", "grader.sandbox.isolation", "--probe"],
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return False
@@ -281,7 +274,7 @@ def _namespaces_available() -> bool:
 
 
 def _no_submission_result(spec, message: str):
-    from ._results import CheckResult, SubmissionResult
+    from grader.results import CheckResult, SubmissionResult
 
     checks = tuple(
         CheckResult(
@@ -301,9 +294,8 @@ def _no_submission_result(spec, message: str):
 
 def _grade(course_dir: Path, assignment: str, submission: Path, results: Path | None):
     """Grade with every check of the spec; the `SubmissionResult`."""
-    from ._course import find_course
-    from ._pipeline import Options, grade_file
-    from ._sandbox.runner import ColdRunner
+    from grader.context import grading
+    from grader.course.discovery import find_course
 
     course = find_course(course_dir)
     spec = course.assignment(assignment)
@@ -311,7 +303,7 @@ def _grade(course_dir: Path, assignment: str, submission: Path, results: Path | 
         path = find_submission(submission, spec)
     except NoSubmission as exc:
         return _no_submission_result(spec, str(exc))
-    hide = [str(p) for p in course.private_dirs()]
+    hide = []
     out_dir = results.resolve().parent if results is not None else None
     # Hide the results folder from student code too, unless it holds what the child needs.
     if (
@@ -322,11 +314,8 @@ def _grade(course_dir: Path, assignment: str, submission: Path, results: Path | 
         )
     ):
         hide.append(str(out_dir))
-    runner = ColdRunner(slots=1)
-    try:
-        return grade_file(spec, path, runner, options=Options(hide=tuple(hide)))
-    finally:
-        runner.close()
+    with grading(course, also_hide=hide) as ctx:
+        return ctx.grade(spec, path)
 
 
 def error_payload(message: str, detail: str = "") -> dict[str, Any]:
@@ -349,7 +338,7 @@ def _write(payload: dict[str, Any], results: Path | None, fd: int | None) -> Non
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         return
-    from ._results import write_atomic
+    from grader.results import write_atomic
 
     write_atomic(results, text)
 
@@ -368,7 +357,14 @@ def grade_in_subprocess(argv: list[str], *, user: int | None) -> dict[str, Any]:
         kwargs = {"user": user, "group": user, "extra_groups": []}
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "grader._gradescope", *argv, "--results-fd", str(write_end)],
+            [
+                sys.executable,
+                "-m",
+                "grader.integrations.gradescope",
+                *argv,
+                "--results-fd",
+                str(write_end),
+            ],
             pass_fds=(write_end,),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -400,7 +396,7 @@ def grade_in_subprocess(argv: list[str], *, user: int | None) -> dict[str, Any]:
 
 def _kill_user(uid: int) -> None:
     """Kill whatever is left running as `uid` (a student's stray background process)."""
-    from ._sandbox.runner import kill_all
+    from grader.run.runner import kill_all
 
     kill_all(uid, pgid=None)
 
@@ -462,7 +458,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m grader._gradescope",
+        prog="python -m grader.integrations.gradescope",
         description="Grade one Gradescope submission with all checks; write results.json.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -5,5 +5,5 @@ the cold runner; `child` is what runs inside the sandbox; in the child, `tfcompa
 TensorFlow 1 layer (and the seeded TF 2 set-up), `legacy` lets 2018 lecture code run on
 today's libraries, `datasets` serves the public data splits under the lectures' names, and
 `keras_export` hands a Keras model back as plain data. This package's `__init__` imports nothing, so the child process
-(`python -I -m grader._sandbox.child`) loads only what it needs.
+(`python -I -m grader.sandbox.child`) loads only what it needs.
 """

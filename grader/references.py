@@ -11,9 +11,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import __version__
-from ._pipeline import Submission, grade_many
-from ._results import write_atomic
+from grader import __version__
+from grader.context import Context
+from grader.pipeline import Submission
+from grader.results import write_atomic
 
 
 def _key(course, name: str) -> str:
@@ -25,10 +26,9 @@ def _key(course, name: str) -> str:
     return h.hexdigest()[:16]
 
 
-def reference_curves(
-    course, names: list[str], runner, *, jobs: int, hide: tuple[str, ...], cache: Path
-) -> dict:
+def reference_curves(ctx: Context, names: list[str], *, cache: Path) -> dict:
     """{assignment: {record name: [values]}} from each reference's run (cached)."""
+    course = ctx.course
     curves, todo = {}, []
     for name in names:
         if not course.reference(name).exists():
@@ -38,7 +38,7 @@ def reference_curves(
             curves[name] = json.loads(cached.read_text(encoding="utf-8"))
         else:
             todo.append(Submission("reference", course.assignment(name), course.reference(name)))
-    for result in grade_many(todo, runner, jobs=jobs, hide=hide):
+    for result in ctx.grade_many(todo):
         curve = result.figures.get("loss_curve", {})
         curves[result.assignment] = curve
         write_atomic(

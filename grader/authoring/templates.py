@@ -33,7 +33,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import MarkerError
+from grader.errors import MarkerError
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._authoring import count_blanks, generate
-from ._pipeline import Submission, grade_many
-from ._sandbox.runner import ColdRunner
+from grader.authoring.templates import count_blanks, generate
+from grader.context import grading
+from grader.pipeline import Submission
 
 
 def validate(course, names: list[str], jobs: int, console: Console) -> bool:
@@ -45,12 +45,10 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
         for suffix in (".py", ".ipynb"):
             path = course.templates_dir / f"{name}{suffix}"
             subs.append(Submission(f"template{suffix}", spec, path if path.is_file() else None))
-    hide = tuple(str(p) for p in course.private_dirs())
-    runner = ColdRunner(slots=jobs)
     try:
-        results = grade_many(subs, runner, jobs=jobs, hide=hide)
+        with grading(course, jobs=jobs) as ctx:
+            results = ctx.grade_many(subs)
     finally:
-        runner.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
     table = Table(title="validate", title_justify="left")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import SpecError
+from grader.course.data import FAMILIES
+from grader.errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Generator:
         return (self.boundary(points[:, 0], points[:, 1]) >= 0).astype(np.int64)
 
 
-DATASETS = ("mnist", "cifar10")
+DATASETS = tuple(FAMILIES)
 
 GENERATORS: dict[str, Generator] = {
     # seed 004, Perceptron: x1 = 8*rand, x2 = 7*rand - 4, g = 0.8*x1 + x2 - 3

@@ -12,16 +12,18 @@ Every result says which data set was used: name, source, sizes and a checksum.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ._errors import GraderError
+from grader.errors import GraderError
 
 ENV_MNIST = "GRADER_MNIST"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -331,3 +333,44 @@ def find_cifar10(explicit: str | Path | None = None) -> Dataset | None:
         if candidate.is_dir():
             return load_cifar10_folder(candidate)
     return None
+
+
+# --- the data sets an assignment names ([task].data) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """A data set an assignment can name: where an instructor puts it, and how it is found.
+    Its name is also what the sandbox serves it as (`tf.keras.datasets.<name>.load_data()`)."""
+
+    name: str
+    label: str
+    env: str
+    where_to_put: str
+    find: Callable[[str | None], Dataset | None]
+
+
+FAMILIES: dict[str, Family] = {
+    "mnist": Family(
+        "mnist", "MNIST", ENV_MNIST, " (pass --mnist PATH, or set $GRADER_MNIST)", find_mnist
+    ),
+    "cifar10": Family(
+        "cifar10",
+        "CIFAR-10",
+        ENV_CIFAR10,
+        " (give its folder in $GRADER_CIFAR10, or put it in the Keras cache)",
+        find_cifar10,
+    ),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _splits(family: str, source: str | None) -> Splits | None:
+    ds = FAMILIES[family].find(source)
+    return None if ds is None else make_splits(ds)
+
+
+def splits_for(family: str) -> Splits | None:
+    """The splits of a data set, loaded once per process and per source; None when the data
+    set is not on this machine (a check then says "skipped", never "passed")."""
+    return _splits(family, os.environ.get(FAMILIES[family].env))

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._results import SubmissionResult, write_atomic, write_results_json
+from grader.results import SubmissionResult, write_atomic, write_results_json
 
 STYLE = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}
 
@@ -76,7 +76,7 @@ def write_class_outputs(
 ) -> Path:
     """`OUT/<student>/<assignment>/results.json` and `feedback.html` for each result,
     `OUT/gradebook.csv` and the class page `OUT/index.html`."""
-    from ._feedback import write_pages
+    from grader.report.pages import write_pages
 
     for r in results:
         write_results_json(r, out / r.student / r.assignment / "results.json")

@@ -11,7 +11,7 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import SubmissionError
+from grader.errors import SubmissionError
 
 BLANK = "___"
 

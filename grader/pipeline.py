@@ -10,8 +10,6 @@ a pure function of the spec and the check results. No stage imports a later one.
 
 from __future__ import annotations
 
-import functools
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _figures, _submission
-from ._checks import REGISTRY, Evidence, Missing, Verdict
-from ._errors import SubmissionError
-from ._results import CheckResult, SubmissionResult
-from ._sandbox.runner import Job, Runner
-from ._spec import Assignment
+from grader import registry
+from grader.checks import Evidence, Missing, Verdict
+from grader.course.data import Splits, splits_for
+from grader.course.spec import Assignment
+from grader.errors import SubmissionError
+from grader.report import figures as _figures
+from grader.results import CheckResult, SubmissionResult
+from grader.run import submission as _submission
+from grader.run.runner import Job, Runner
 
 FATAL = {
     "blanks": "not run: the file still has unfilled blanks",
@@ -38,33 +39,21 @@ FATAL = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _splits(name: str, source: str | None):
-    from ._data import find_cifar10, find_mnist, make_splits
-
-    if name == "cifar10":
-        ds = find_cifar10(source)
-        return None if ds is None else make_splits(ds)
-    return make_splits(find_mnist(source))
-
-
-def data_for(assignment: Assignment):
+def data_for(assignment: Assignment) -> Splits | None:
     """The data set splits of an image assignment (loaded once per process), or None (not an
-    image assignment, or CIFAR-10 is not on this machine)."""
-    from ._data import ENV_CIFAR10, ENV_MNIST
-
+    image assignment, or its data set is not on this machine)."""
     task = assignment.task
     if task is None or task.data is None:
         return None
-    return _splits(task.data, os.environ.get(ENV_CIFAR10 if task.data == "cifar10" else ENV_MNIST))
+    return splits_for(task.data)
 
 
-def served(splits) -> dict[str, dict[str, np.ndarray]]:
+def served(assignment: Assignment, splits: Splits | None) -> dict[str, dict[str, np.ndarray]]:
     """What the sandbox may see of a data set: the training and validation splits only."""
-    if splits is None:
+    if splits is None or assignment.task is None or assignment.task.data is None:
         return {}
     return {
-        "cifar10" if splits.dataset.key == "cifar10" else "mnist": {
+        assignment.task.data: {
             "train_x": splits.train_x,
             "train_y": splits.train_y,
             "valid_x": splits.valid_x,
@@ -192,11 +181,9 @@ def grade_file(
         stages=assignment.stages,
         api=assignment.api,
         run_as_main=not (assignment.task and assignment.task.data and splits is None),
-        timeout_s=assignment.limits.timeout_s,
-        memory_mb=assignment.limits.memory_mb,
-        call_timeout_s=assignment.limits.call_timeout_s,
+        limits=assignment.limits,
         hide=options.hide,
-        datasets=served(splits),
+        datasets=served(assignment, splits),
     )
     outcome = runner.run(job)
     log = outcome.stdout
@@ -232,7 +219,8 @@ def grade_file(
 
 
 def _run_check(spec, evidence: Evidence) -> CheckResult:
-    fn = REGISTRY[spec.check]
+    fn = registry.get(spec.check)
+    assert fn is not None, spec.check  # the spec loader checked the name
     try:
         verdict: Verdict = fn(evidence, **spec.params)
     except Missing as exc:

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import Evidence, Verdict, check
-from ._keras_model import Architecture, ModelRefused, compare_structure, parse_architecture
-from ._tb_events import EventFileError, parse_event_files
+from grader.checks.base import Evidence, Verdict
+from grader.model.keras import Architecture, ModelRefused, compare_structure, parse_architecture
+from grader.registry import check
+from grader.run.tb_events import EventFileError, parse_event_files
 
 
 def student_model(ev: Evidence) -> Architecture:
@@ -23,7 +24,7 @@ def student_model(ev: Evidence) -> Architecture:
     gradeable, ValueError naming what is missing."""
     if "keras_model" not in ev.cache:
         info = ev.facts.get("keras")
-        name = ev.assignment.collect.get("keras_model", "model")
+        name = ev.assignment.collect.keras_model or "model"
         if not info:
             reason = (
                 ev.facts.get("missing", {}).get(name)

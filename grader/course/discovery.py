@@ -7,10 +7,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import GraderError
-from ._spec import Assignment, load_assignment
+from grader.course.spec import Assignment, load_assignment
+from grader.errors import GraderError
 
 ENV_VAR = "GRADER_COURSE"
+PACKAGE = Path(__file__).resolve().parent.parent  # the `grader` package folder
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Course:
     def private_dirs(self) -> list[Path]:
         """Folders student code must never read: everything in the course but the grader package
         (which the sandboxed child imports) and a Python environment kept inside the course."""
-        keep = {Path(__file__).resolve().parent}
+        keep = {PACKAGE}
         prefix = Path(os.path.realpath(sys.prefix))
         out = []
         for entry in sorted(self.root.iterdir()):
@@ -84,7 +85,7 @@ def find_course(explicit: str | Path | None = None) -> Course:
     else:
         cwd = Path.cwd().resolve()
         candidates.extend([cwd, *cwd.parents])
-        candidates.append(Path(__file__).resolve().parent.parent)
+        candidates.append(PACKAGE.parent)
     for c in candidates:
         if (c / "assignments").is_dir():
             return Course(c.resolve())

@@ -1,0 +1,71 @@
+"""Checks of the autoencoder: held-out reconstruction error and latent-space separation,
+computed by the grader's rebuild of the student's network."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grader.checks.base import (
+    Evidence,
+    Verdict,
+    _against,
+    _bound_for,
+    _finite_params,
+)
+from grader.registry import check
+
+# --- autoencoder -------------------------------------------------------------------------------
+
+
+@check("reconstruction", needs_task=True)
+def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
+    """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
+    student's weights, on held-out images of the assignment's digits, below a bound calibrated
+    per data set."""
+    bound = _bound_for(ev, maximum, "reconstruction bound")
+    if isinstance(bound, Verdict):
+        return bound
+    params = _finite_params(ev)
+    if isinstance(params, Verdict):
+        return params
+    images, _ = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+    x = ev.task.features(images)
+    try:
+        err = float(np.mean((ev.task.forward(params, x) - x) ** 2))
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    digits = "/".join(map(str, ev.task.digits)) or "all"
+    text = f"mean squared reconstruction error {err:.4f} on {len(x)} held-out images of digits {digits}"
+    return _against(text, err, bound, least=False, fmt="g", got=f"{err:.4f}")
+
+
+@check("latent_separation", needs_task=True)
+def check_latent_separation(
+    ev: Evidence, *, minimum: dict[str, float], latent_layers: int = 3, neighbours: int = 5
+) -> Verdict:
+    """The digits are separable in the latent space: k-nearest-neighbour accuracy (5-fold
+    cross-validated) on the latent codes of held-out images, computed by the grader's rebuild
+    of the encoder fed the student's weights."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    want = _bound_for(ev, minimum, "separation bound")
+    if isinstance(want, Verdict):
+        return want
+    params = _finite_params(ev)
+    if isinstance(params, Verdict):
+        return params
+    images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+    try:
+        z = ev.task.forward(params, ev.task.features(images), 0, latent_layers)
+    except ValueError as exc:
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    acc = float(
+        np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=neighbours), z, labels, cv=5))
+    )
+    digits = "/".join(map(str, ev.task.digits))
+    text = (
+        f"a {neighbours}-nearest-neighbour classifier tells digits {digits} apart from their "
+        f"{z.shape[1]}-D latent codes with {acc:.1%} accuracy ({len(z)} held-out images, 5-fold)"
+    )
+    return _against(text, acc, want, least=True, fmt=".1%")

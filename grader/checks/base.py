@@ -1,0 +1,131 @@
+"""The evidence a check reads, the verdict it returns, and the helpers that phrase figures.
+
+`Evidence` is the trusted view of one run: validated arrays and facts, the grader's own inputs
+and, for an image assignment, the data splits (the held-out split lives only here). `Verdict` is
+what a judge returns: a score in [0, 1] of the check's points and a message in the student's
+terms (what, where, expected, got).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.course.data import FAMILIES
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found: `score` in [0, 1] of its points, and a message for the student."""
+
+    score: float
+    message: str
+    expected: str | None = None
+    got: str | None = None
+    skipped: bool = False  # could not be checked here (data absent): never counted as passed
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= 1.0
+
+
+class Missing(Exception):
+    """An artifact a check needs was not produced (the student's variable is not defined, ...)."""
+
+
+@dataclass
+class Evidence:
+    """The trusted view of one run: validated arrays and facts, plus the grader's own inputs."""
+
+    assignment: Any
+    arrays: dict[str, np.ndarray]
+    facts: dict[str, Any]
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    data: Any = None  # the data set's Splits for an image assignment (held-out set: here only)
+    cache: dict[str, Any] = field(default_factory=dict)  # what one check derived, for the next
+
+    @property
+    def task(self):
+        return self.assignment.task
+
+    def array(self, name: str) -> np.ndarray:
+        """An artifact by name; `a|b` names alternatives (the notes call one layer `hidden` in
+        one lecture and `hidden1` in another): the first one present is taken."""
+        for alt in name.split("|"):
+            if alt in self.arrays:
+                return self.arrays[alt]
+        name = name.split("|")[0]
+        reason = self.facts.get("missing", {}).get(name) or self.facts.get("missing", {}).get(
+            name.split(".")[0].split(":")[-1]
+        )
+        raise Missing(
+            f"{show(name)} was not produced by your code" + (f": {reason}" if reason else "")
+        )
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {name: self.array(name) for name in self.task.weight_names()}
+
+
+def show(name: str) -> str:
+    """An artifact name in the student's terms: `weights.output` -> `weights['output']`."""
+    name = name.split("|")[0]
+    for prefix in ("fetch:", "call:", "var:"):
+        if name.startswith(prefix):
+            return f"`{name[len(prefix) :]}`"
+    if "." in name:
+        head, key = name.split(".", 1)
+        return f"`{head}['{key}']`"
+    return f"`{name}`"
+
+
+def _fmt_shape(shape) -> str:
+    dims = ["None" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _fmt_num(x: Any) -> str:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim == 0:
+        return f"{float(arr):.4g}"
+    return np.array2string(
+        arr, separator=", ", threshold=12, formatter={"float_kind": lambda v: f"{v:.4g}"}
+    )
+
+
+def _nonfinite(params: dict[str, np.ndarray]) -> list[str]:
+    return [show(k) for k, v in params.items() if not np.all(np.isfinite(v))]
+
+
+def _finite_params(ev: Evidence) -> dict[str, np.ndarray] | Verdict:
+    """The student's weight arrays, or the verdict that training diverged."""
+    params = ev.params()
+    bad = _nonfinite(params)
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    return params
+
+
+def _bound_for(ev: Evidence, table: dict[str, float], what: str) -> float | Verdict:
+    """The spec's bound for the data set this run is graded on, or a skipped verdict when the
+    data are absent or no bound is calibrated for them (never counted as passed)."""
+    if ev.data is None:
+        family = FAMILIES[ev.task.data]
+        return Verdict(0.0, f"{family.label} not available{family.where_to_put}", skipped=True)
+    if ev.data.dataset.key not in table:
+        return Verdict(0.0, f"no {what} is set for {ev.data.dataset.name}", skipped=True)
+    return float(table[ev.data.dataset.key])
+
+
+def _against(
+    text: str, value: float, bound: float, *, least: bool, fmt: str, got: str = "", hint: str = ""
+) -> Verdict:
+    """Pass when `value` is at least (or at most) `bound`; the message says the figure and,
+    on failure, what was expected."""
+    expected = f"{'>=' if least else '<='} {bound:{fmt}}"
+    got = got or f"{value:{fmt}}"
+    if (value >= bound) if least else (value <= bound):
+        return Verdict(1.0, text, expected=expected, got=got)
+    word = "at least" if least else "at most"
+    return Verdict(0.0, f"{text}; expected {word} {bound:{fmt}}{hint}", expected=expected, got=got)

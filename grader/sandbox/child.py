@@ -1,0 +1,224 @@
+"""The sandboxed child: runs one student's code and hands back plain artifacts.
+
+Started by the runner as `python -I -m grader.sandbox.child JOBDIR`. In order:
+
+1. read `JOBDIR/job.json` (written by the trusted parent; nothing secret is in it);
+2. isolate: new network and mount namespaces where the OS allows, the course's private
+   folders (references, specs, other students, results) covered by empty read-only mounts,
+   then drop to a per-slot unprivileged uid with no new privileges, and set rlimits;
+3. prepare the runtime: `plt.show()` never blocks, seeds are fixed, and when the code uses
+   TensorFlow the TF1 compatibility layer is installed (`tfcompat`);
+4. run the student's code as `__main__`, catching whatever it raises (SystemExit included);
+5. collect what the spec asks for and write `JOBDIR/out/manifest.json` + `arrays.npz`.
+
+Nothing here is trusted by the parent: whatever this process writes is validated on read,
+and scores are computed from it in the parent only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+from grader.sandbox.collect import collect, short
+from grader.sandbox.isolation import isolate
+from grader.wire import (
+    ARRAYS_FILE,
+    INPUTS_FILE,
+    JOB_FILE,
+    MANIFEST_FILE,
+    MANIFEST_VERSION,
+    OUT_DIR,
+    Exit,
+    JobSpec,
+    ManifestFields,
+    Stage,
+    Status,
+)
+
+
+def _student_frames(exc: BaseException, wheres: dict[str, list[str]]) -> str:
+    """The traceback with the student's own frames only (any of their files), at the student's
+    line numbers."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in wheres]
+    lines = ["Traceback (your code only):"]
+    for f in frames:
+        where = wheres[f.filename]
+        loc = where[f.lineno - 1] if f.lineno and 0 < f.lineno <= len(where) else f"line {f.lineno}"
+        func = "" if f.name == "<module>" else f", in {f.name}"
+        lines.append(f"  {loc}{func}")
+        if f.line:
+            lines.append(f"    {f.line.strip()}")
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    said = [line for line in text.splitlines() if line.strip()]
+    if len(said) > 6:
+        # TensorFlow's graph errors carry its own internal stack ("Detected at node ... File
+        # ..."): keep the headline and the last lines, which name the actual problem.
+        text = "\n".join([said[0], "  [... TensorFlow's internal frames cut ...]", *said[-2:]])
+    if len(text) > 800:
+        text = text[:800] + " ..."
+    lines.append(text)
+    return "\n".join(lines)
+
+
+def main(jobdir: str) -> int:
+    t_start = time.perf_counter()
+    with open(os.path.join(jobdir, JOB_FILE), encoding="utf-8") as fh:
+        job = JobSpec.from_json(fh.read())
+    try:
+        notes = isolate(job.isolation)
+    except Exception as exc:  # noqa: BLE001 - report any failure of the set-up, run nothing
+        sys.stderr.write(f"GRADER-SANDBOX-SETUP-FAILED: {exc}\n")
+        return Exit.SETUP_FAILED
+
+    os.chdir(jobdir)
+    import numpy as np
+
+    # Read the inputs before the student runs: nothing the student does can change them.
+    inputs = {}
+    if os.path.exists(INPUTS_FILE):
+        with np.load(INPUTS_FILE, allow_pickle=False) as data:
+            inputs = {k: data[k] for k in data.files}
+    savez, dumps = np.savez, json.dumps  # bound now: the student may replace the modules' names
+
+    facts: dict = {key: {} for key in ManifestFields.COLLECTED}
+    facts.update(version=MANIFEST_VERSION, status=Status.COMPLETED, notes=list(notes), timing={})
+    arrays: dict[str, np.ndarray] = {}
+    tfc = _prepare_runtime(job, facts["timing"], np)
+
+    # The student's files: one script, or several (a training file, a test file, a module they
+    # both import); `stages` run in order, each in a fresh namespace and a fresh graph.
+    sources = {}
+    for name in job.files:
+        with open(name, encoding="utf-8") as fh:
+            sources[name] = fh.read()
+    if len(job.files) > 1:
+        sys.path.insert(0, jobdir)  # their own modules import each other
+    t0 = time.perf_counter()
+    code = "\n".join(sources.values())
+    from grader.sandbox import legacy
+
+    legacy.install(code)
+    if job.datasets:
+        from grader.sandbox import datasets
+
+        datasets.install(job.datasets, code)
+    facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
+    facts["timing"]["student_s"] = facts["timing"]["collect_s"] = 0.0
+    for number, stage in enumerate(job.stages or (Stage(next(iter(job.files))),)):
+        if number:  # a fresh start: new graph, no session, the student's modules re-imported
+            if tfc is not None:
+                tfc.reset()
+            for name in job.files:
+                sys.modules.pop(os.path.splitext(name)[0], None)
+        namespace = _run_stage(job, stage, sources[stage.file], facts)
+        _collect_stage(job, stage, namespace, inputs, facts, arrays, tfc, np)
+        if facts.get("exception"):
+            break
+    facts["timing"]["child_total_s"] = time.perf_counter() - t_start
+
+    out = os.path.join(jobdir, OUT_DIR)
+    os.makedirs(out, exist_ok=True)
+    savez(os.path.join(out, ARRAYS_FILE), **arrays)
+    facts[ManifestFields.ARRAYS] = {
+        k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()
+    }
+    with open(os.path.join(out, MANIFEST_FILE), "w", encoding="utf-8") as fh:
+        fh.write(dumps(facts))
+    return Exit.OK
+
+
+def _prepare_runtime(job: JobSpec, timing: dict, np):
+    """Seeds fixed, plots that never block, and TensorFlow as the assignment's API wants it;
+    the TF1 layer (`tfcompat`) when the code is TF1 graph code, else None."""
+    import random
+    import warnings
+
+    random.seed(job.seed)
+    np.random.seed(job.seed)
+    os.environ["MPLBACKEND"] = "Agg"
+    warnings.filterwarnings("ignore")
+    if not job.tensorflow:
+        return None
+    t0 = time.perf_counter()
+    from grader.sandbox import tfcompat
+
+    tfc = None
+    if job.api == "keras":
+        tfcompat.install_tf2(job.seed)
+    else:
+        tfcompat.install(job.seed)
+        tfc = tfcompat
+    timing["import_s"] = time.perf_counter() - t0
+    return tfc
+
+
+def _run_stage(job: JobSpec, stage: Stage, source: str, facts: dict) -> dict:
+    """Run one of the student's files as `__main__`; what it raised goes into `facts`."""
+    wheres = {os.path.abspath(name): list(where) for name, where in job.files.items()}
+    namespace: dict = {
+        # Not "__main__" when the spec says so (CIFAR-10 absent): the file is loaded as a
+        # module and its `if __name__ == "__main__":` training part does not run.
+        "__name__": "__main__" if job.run_as_main else "submission",
+        "__file__": stage.file if len(job.files) > 1 else job.display_name,
+        "__builtins__": __builtins__,
+    }
+    t0 = time.perf_counter()
+    try:
+        compiled = compile(source, os.path.abspath(stage.file), "exec", dont_inherit=True)
+        exec(compiled, namespace)
+    except SystemExit as exc:
+        facts["status"] = Status.EXIT
+        facts["exception"] = (
+            f"your code called sys.exit({'' if exc.code is None else repr(exc.code)}); "
+            f"the rest of it did not run"
+        )
+    except MemoryError as exc:
+        facts["status"] = Status.MEMORY
+        facts["exception"] = _student_frames(exc, wheres)
+    except BaseException as exc:  # noqa: BLE001 - a student's exception is a result
+        facts["status"] = Status.EXCEPTION
+        facts["exception"] = _student_frames(exc, wheres)
+    if facts.get("exception") and len(job.files) > 1:
+        facts["exception"] = f"while running {stage.file}:\n" + facts["exception"]
+    facts["timing"]["student_s"] += time.perf_counter() - t0
+    return namespace
+
+
+def _collect_stage(job: JobSpec, stage: Stage, namespace, inputs, facts, arrays, tfc, np) -> None:
+    """Collect what the stage (or the job) asks for. An earlier stage (prefix "train:") hands
+    back its arrays and per-stage facts under its prefix; the last stage's facts are the run's."""
+    t0 = time.perf_counter()
+    prefix = stage.prefix
+    got_facts = facts if not prefix else {k: {} for k in ManifestFields.COLLECTED}
+    got_arrays = arrays if not prefix else {}
+    try:
+        collect(
+            stage.collect or job.collect,
+            namespace,
+            inputs,
+            got_facts,
+            got_arrays,
+            tfc,
+            np,
+            job.call_timeout_s,
+        )
+    except BaseException as exc:  # noqa: BLE001
+        facts["collect_error"] = short(exc)
+    for key, value in got_arrays.items() if prefix else ():
+        arrays[prefix + key] = value
+    for field in ManifestFields.PER_STAGE if prefix else ():
+        for key, value in got_facts[field].items():
+            facts[field][prefix + key] = value
+    facts["timing"]["collect_s"] += time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Student threads may still run: leave without waiting for them (the runner kills the group).
+    os._exit(code)
