@@ -187,7 +187,7 @@ def _grade_dir(
 
     from grader.context import grading
     from grader.pipeline import find_submissions
-    from grader.report.terminal import class_summary, write_class_outputs
+    from grader.report.terminal import write_class_outputs
 
     course = _course(ctx)
     specs = [course.assignment(n) for n in names]
@@ -227,20 +227,31 @@ def _grade_dir(
         write_scores(nbgrader_db, [r for r in results if r.run_status != "missing"])
     broken = [r for r in results if r.run_status in ("grader_error", "sandbox_error")]
     if as_json:  # for machines: one object per submission, on stdout, nothing else
-        summary = [
-            {
-                "student": r.student,
-                "assignment": r.assignment,
-                "score": r.score,
-                "max_score": r.max_score,
-                "run_status": r.run_status,
-                "results": str(out / r.student / r.assignment / "results.json"),
-                "feedback": str(out / r.student / r.assignment / "feedback.html"),
-            }
-            for r in results
-        ]
-        click.echo(json.dumps({"gradebook": str(gradebook), "submissions": summary}, indent=2))
-        return EXIT_FAILED if broken else EXIT_OK
+        click.echo(json.dumps(_json_summary(results, out, gradebook), indent=2))
+    else:
+        _print_summary(results, out, gradebook, broken, console)
+    return EXIT_FAILED if broken else EXIT_OK
+
+
+def _json_summary(results: list, out: Path, gradebook: Path) -> dict:
+    summary = [
+        {
+            "student": r.student,
+            "assignment": r.assignment,
+            "score": r.score,
+            "max_score": r.max_score,
+            "run_status": r.run_status,
+            "results": str(out / r.student / r.assignment / "results.json"),
+            "feedback": str(out / r.student / r.assignment / "feedback.html"),
+        }
+        for r in results
+    ]
+    return {"gradebook": str(gradebook), "submissions": summary}
+
+
+def _print_summary(results: list, out: Path, gradebook: Path, broken: list, console) -> None:
+    from grader.report.terminal import class_summary
+
     console.print(class_summary(results))
     for r in results:
         if r.problems and r.run_status not in ("completed", "missing"):
@@ -254,8 +265,6 @@ def _grade_dir(
         console.print(
             f"[magenta]{len(broken)} submission(s) could not be graded for the grader's own reasons[/magenta]"
         )
-        return EXIT_FAILED
-    return EXIT_OK
 
 
 @main.command()
@@ -305,7 +314,7 @@ def grade(
     if bool(assignment) == bool(all_):
         raise click.UsageError("give --assignment NAME or --all")
     course = _course(ctx)
-    names = course.names() if all_ else [assignment]
+    names = course.names() if all_ else [str(assignment)]
     console = _console() if not as_json else Console(stderr=True, highlight=False)
     code = _grade_dir(
         ctx, directory, names, out, jobs, console, as_json=as_json, nbgrader_db=nbgrader_db
@@ -348,7 +357,7 @@ def nbgrader_export(ctx: click.Context, root: Path, assignments: tuple[str, ...]
     Example:
       grader nbgrader-export mycourse && cd mycourse && nbgrader generate_assignment perceptron
     """
-    from grader.integrations.nbgrader import export_course
+    from grader.authoring.nbgrader_export import export_course
 
     course = _course(ctx)
     written = export_course(course, root, list(assignments) or course.names())

@@ -24,9 +24,9 @@ from grader.course.data import Splits, splits_for
 from grader.course.spec import Assignment
 from grader.errors import SubmissionError
 from grader.report import figures as _figures
-from grader.results import CheckResult, SubmissionResult
+from grader.results import CheckResult, Status, SubmissionResult
 from grader.run import submission as _submission
-from grader.run.runner import Job, Runner
+from grader.run.runner import Job, Runner, RunOutcome
 
 FATAL = {
     "blanks": "not run: the file still has unfilled blanks",
@@ -83,6 +83,7 @@ def probe_inputs(assignment: Assignment, splits=None) -> dict[str, np.ndarray]:
             probes["probe_z"] = rng.uniform(-5, 5, (n, 2)).astype(np.float32)
         return probes
     rng = np.random.default_rng(assignment.grading_seed)
+    assert task.generator is not None  # a task has a generator or a data set (spec loader)
     points = task.generator.sample(task.probes, rng)
     x = task.features(points)
     if task.labels == "onehot":
@@ -94,7 +95,7 @@ def probe_inputs(assignment: Assignment, splits=None) -> dict[str, np.ndarray]:
     return {"probe_x": x.astype(np.float32), "probe_y": y.astype(np.float32)}
 
 
-def _all_failed(checks, reason: str, status: str = "failed") -> tuple:
+def _all_failed(checks, reason: str, status: Status = "failed") -> tuple[CheckResult, ...]:
     return tuple(
         CheckResult(c.name, c.check, status, 0.0, c.points, reason, visibility=c.visibility)
         for c in checks
@@ -118,63 +119,108 @@ def grade_file(
     options: Options = Options(),
 ) -> SubmissionResult:
     """Grade one submission file. Never raises for anything the submission does."""
-    started = time.perf_counter()
+    done = _Finish(assignment, path, student, time.perf_counter())
     checks = [c for c in assignment.checks if not options.visible_only or c.visibility == "visible"]
-    base = dict(assignment=assignment.name, student=student, file=str(path))
-
-    def finish(
-        run_status, results, problems=(), notes=(), log="", timing=None, isolation=(), figures=None
-    ):
-        timing = dict(timing or {})
-        timing["total_s"] = time.perf_counter() - started
-        splits = data_for(assignment)
-        return SubmissionResult(
-            data=splits.describe() if splits is not None else {},
-            run_status=run_status,
-            checks=tuple(results),
-            problems=tuple(problems),
-            notes=tuple(notes),
-            log=log,
-            timing=timing,
-            isolation=tuple(isolation),
-            figures=figures or {},
-            **base,
-        )
-
+    # 1. load: the text alone; blanks and syntax errors end here, before anything runs.
     try:
         if assignment.files:
             parts = _submission.load_parts(path, list(assignment.files))
         else:
             parts = [(path.name, _submission.load(path))]
     except SubmissionError as exc:
-        return finish("unreadable", _all_failed(checks, FATAL["unreadable"]), [str(exc)])
-    source_notes = tuple(n for _, src in parts for n in src.notes)
-
+        return done("unreadable", _all_failed(checks, FATAL["unreadable"]), [str(exc)])
+    notes = [n for _, src in parts for n in src.notes]
     blanks = [b for _, src in parts for b in _submission.find_blanks(src)]
     if blanks:
         reason = f"{FATAL['blanks']} ({len(blanks)})"
-        return finish(
-            "blanks", _all_failed(checks, reason), [b.message for b in blanks], source_notes
-        )
+        return done("blanks", _all_failed(checks, reason), [b.message for b in blanks], notes)
     syntax = [p for _, src in parts if (p := _submission.check_syntax(src))]
     if syntax:
-        return finish(
-            "syntax", _all_failed(checks, FATAL["syntax"]), [syntax[0].message], source_notes
+        return done("syntax", _all_failed(checks, FATAL["syntax"]), [syntax[0].message], notes)
+    # 2. run in the sandbox: the only stage that runs student code.
+    splits = data_for(assignment)
+    job = _job(assignment, path, parts, splits, options)
+    outcome = runner.run(job)
+    if outcome.status in FATAL:
+        status: Status = "error" if outcome.status == "sandbox_error" else "failed"
+        failed = _all_failed(checks, FATAL[outcome.status], status)
+        return done(outcome.status, failed, [outcome.message], notes, outcome)
+    if not job.run_as_main and assignment.task is not None:
+        notes.append(
+            f"{assignment.task.data} is not available here: the file was loaded without running "
+            f'its `if __name__ == "__main__":` part; the model was checked, not trained'
         )
+    problems = [outcome.message] if outcome.message else []
+    if outcome.facts.get("collect_error"):
+        problems.append(f"collecting results failed: {outcome.facts['collect_error']}")
+    # 3. checks on the validated artifacts; 4. figures for the pages (never a score).
+    evidence = Evidence(assignment, outcome.arrays, outcome.facts, job.inputs, splits)
+    t0 = time.perf_counter()
+    results = [_run_check(c, evidence) for c in checks]
+    timing = {"checks_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    figures = _figures.collect(evidence)
+    timing["figures_s"] = time.perf_counter() - t0
+    return done(outcome.status, results, problems, notes, outcome, timing, figures)
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """Builds the `SubmissionResult` of one grading, whichever stage it ended in."""
+
+    assignment: Assignment
+    path: Path
+    student: str
+    started: float
+
+    def __call__(
+        self,
+        run_status: str,
+        results: Iterable[CheckResult],
+        problems: Iterable[str] = (),
+        notes: Iterable[str] = (),
+        outcome: RunOutcome | None = None,
+        timing: dict[str, float] | None = None,
+        figures: dict | None = None,
+    ) -> SubmissionResult:
+        all_timing = {**(outcome.timing if outcome else {}), **(timing or {})}
+        all_timing["total_s"] = time.perf_counter() - self.started
+        splits = data_for(self.assignment)
+        return SubmissionResult(
+            assignment=self.assignment.name,
+            student=self.student,
+            file=str(self.path),
+            data=splits.describe() if splits is not None else {},
+            run_status=run_status,
+            checks=tuple(results),
+            problems=tuple(problems),
+            notes=tuple(notes),
+            log=outcome.stdout if outcome else "",
+            timing=all_timing,
+            isolation=outcome.isolation if outcome else (),
+            figures=figures or {},
+        )
+
+
+def _job(
+    assignment: Assignment,
+    path: Path,
+    parts: list[tuple[str, _submission.Source]],
+    splits: Splits | None,
+    options: Options,
+) -> Job:
+    """The sandbox job of a submission that loaded: its code, the grader's public inputs."""
     source = parts[0][1]
     uses_tf = any(
         _submission.mentions(src, "tensorflow") or _submission.mentions(src, "keras")
         for _, src in parts
     )
-
-    splits = data_for(assignment)
-    inputs = probe_inputs(assignment, splits)
-    job = Job(
+    return Job(
         display_name=path.name,
         code=source.code,
         where=source.where,
         collect=assignment.collect,
-        inputs=inputs,
+        inputs=probe_inputs(assignment, splits),
         seed=assignment.seed,
         tensorflow=assignment.api in ("tf1", "keras") and uses_tf,
         modules={name: (src.code, src.where) for name, src in parts} if assignment.files else {},
@@ -185,37 +231,6 @@ def grade_file(
         hide=options.hide,
         datasets=served(assignment, splits),
     )
-    outcome = runner.run(job)
-    log = outcome.stdout
-    notes = list(source_notes)
-    if not job.run_as_main:
-        notes.append(
-            f"{assignment.task.data} is not available here: the file was loaded without running "
-            f'its `if __name__ == "__main__":` part; the model was checked, not trained'
-        )
-    if outcome.status in FATAL:
-        status = "error" if outcome.status == "sandbox_error" else "failed"
-        return finish(
-            outcome.status,
-            _all_failed(checks, FATAL[outcome.status], status),
-            [outcome.message],
-            source_notes,
-            log,
-            outcome.timing,
-            outcome.isolation,
-        )
-    problems = [outcome.message] if outcome.message else []
-    if outcome.facts.get("collect_error"):
-        problems.append(f"collecting results failed: {outcome.facts['collect_error']}")
-    evidence = Evidence(assignment, outcome.arrays, outcome.facts, inputs, splits)
-    t0 = time.perf_counter()
-    results = [_run_check(c, evidence) for c in checks]
-    timing = dict(outcome.timing)
-    timing["checks_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    figures = _figures.collect(evidence)
-    timing["figures_s"] = time.perf_counter() - t0
-    return finish(outcome.status, results, problems, notes, log, timing, outcome.isolation, figures)
 
 
 def _run_check(spec, evidence: Evidence) -> CheckResult:

@@ -35,7 +35,7 @@ def _nbgrader(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def released(course, tmp_path_factory):
-    from grader.integrations.nbgrader import export_course
+    from grader.authoring.nbgrader_export import export_course
 
     root = tmp_path_factory.mktemp("nbgrader-course")
     written = export_course(course, root, ["recursion", "perceptron"])
@@ -92,7 +92,7 @@ def test_released_recursion_hides_the_solutions(released):
 
 
 def test_source_notebook_metadata(course):
-    from grader.integrations.nbgrader import release_notebook
+    from grader.authoring.nbgrader_export import release_notebook
 
     nb = release_notebook(course, "recursion")
     assert [c["id"] for c in nb.cells] == [f"recursion-{i:02d}" for i in range(len(nb.cells))]

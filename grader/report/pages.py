@@ -103,93 +103,108 @@ def _png(fig) -> str:
 
 
 def _plots(figures: dict, reference: dict | None = None) -> list[tuple[str, str]]:
+    """(title, PNG data URI) of every plot the figure data allow, in page order."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    out: list[tuple[str, str]] = []
+    if figures.get("loss_curve"):
+        out.append(_loss_plot(plt, figures["loss_curve"], reference))
+    if figures.get("boundary"):
+        out.append(_boundary_plot(plt, figures["boundary"]))
+    if figures.get("confusion"):
+        out.extend(_confusion_plots(plt, figures["confusion"]))
+    if figures.get("autoencoder"):
+        out.extend(_autoencoder_plots(plt, figures["autoencoder"]))
+    return out
+
+
+def _loss_plot(plt, curves: dict, reference: dict | None) -> tuple[str, str]:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curves.items():
+        ax.plot(values, label=f"yours: {name}")
+    for name, values in (reference or {}).items():
+        ax.plot(values, "--", color="gray", label=f"reference: {name}")
+    ax.set_xlabel("record")
+    ax.set_ylabel("loss")
+    ax.legend()
+    title = "loss curve: your recorded loss" + (
+        ", and the reference's (dashed)" if reference else ""
+    )
+    return title, _png(fig)
+
+
+def _boundary_plot(plt, b: dict) -> tuple[str, str]:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ext = b["extent"]
+    ax.imshow(
+        np.array(b["predicted"]),
+        origin="lower",
+        extent=ext,
+        aspect="auto",
+        cmap="coolwarm",
+        alpha=0.35,
+        vmin=0,
+        vmax=1,
+    )
+    xs = np.linspace(ext[0], ext[1], len(b["truth"][0]))
+    ys = np.linspace(ext[2], ext[3], len(b["truth"]))
+    ax.contour(xs, ys, np.array(b["truth"]), levels=[0], colors="k", linewidths=2)
+    pts, cls = np.array(b["points"]), np.array(b["classes"])
+    ax.scatter(pts[cls == 1, 0], pts[cls == 1, 1], s=8, c="r", label="C1")
+    ax.scatter(pts[cls == 0, 0], pts[cls == 0, 1], s=8, c="b", label="C0")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.legend(loc=1)
+    return (
+        f"your decision regions (shaded), the true boundary {b['formula']} (black), held-out points",
+        _png(fig),
+    )
+
+
+def _confusion_plots(plt, c: dict) -> list[tuple[str, str]]:
     out = []
-    curves = figures.get("loss_curve")
-    if curves:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, values in curves.items():
-            ax.plot(values, label=f"yours: {name}")
-        for name, values in (reference or {}).items():
-            ax.plot(values, "--", color="gray", label=f"reference: {name}")
-        ax.set_xlabel("record")
-        ax.set_ylabel("loss")
-        ax.legend()
-        title = "loss curve: your recorded loss" + (
-            ", and the reference's (dashed)" if reference else ""
-        )
-        out.append((title, _png(fig)))
-    b = figures.get("boundary")
-    if b:
-        fig, ax = plt.subplots(figsize=(6, 5))
-        ext = b["extent"]
-        ax.imshow(
-            np.array(b["predicted"]),
-            origin="lower",
-            extent=ext,
-            aspect="auto",
-            cmap="coolwarm",
-            alpha=0.35,
-            vmin=0,
-            vmax=1,
-        )
-        xs = np.linspace(ext[0], ext[1], len(b["truth"][0]))
-        ys = np.linspace(ext[2], ext[3], len(b["truth"]))
-        ax.contour(xs, ys, np.array(b["truth"]), levels=[0], colors="k", linewidths=2)
-        pts, cls = np.array(b["points"]), np.array(b["classes"])
-        ax.scatter(pts[cls == 1, 0], pts[cls == 1, 1], s=8, c="r", label="C1")
-        ax.scatter(pts[cls == 0, 0], pts[cls == 0, 1], s=8, c="b", label="C0")
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
-        ax.legend(loc=1)
-        out.append(
-            (
-                f"your decision regions (shaded), the true boundary {b['formula']} (black), held-out points",
-                _png(fig),
-            )
-        )
-    c = figures.get("confusion")
-    if c:
-        fig, ax = plt.subplots(figsize=(5, 5))
-        m = np.array(c["matrix"])
-        ax.imshow(m, cmap="Blues")
-        for i in range(10):
-            for j in range(10):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_xticks(range(10))
-        ax.set_yticks(range(10))
-        out.append(("confusion matrix on the held-out images", _png(fig)))
-        if c["wrong"]:
-            fig, axes = plt.subplots(1, len(c["wrong"]), figsize=(1.4 * len(c["wrong"]), 1.8))
-            for ax, w in zip(np.atleast_1d(axes), c["wrong"], strict=True):
-                ax.imshow(np.array(w["image"]), cmap="gray")
-                ax.set_title(f"{w['truth']}→{w['predicted']}", fontsize=9)
-                ax.axis("off")
-            out.append(("misclassified held-out images (true → predicted)", _png(fig)))
-    a = figures.get("autoencoder")
-    if a:
-        n = len(a["originals"])
-        fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.8))
-        for k in range(n):
-            axes[0, k].imshow(np.array(a["originals"][k]).reshape(28, 28), cmap="gray")
-            axes[1, k].imshow(np.array(a["reconstructions"][k]).reshape(28, 28), cmap="gray")
-            axes[0, k].axis("off")
-            axes[1, k].axis("off")
-        out.append(("held-out images (top) and your reconstructions (bottom)", _png(fig)))
-        fig, ax = plt.subplots(figsize=(5, 5))
-        z, labels = np.array(a["latent"]), np.array(a["labels"])
-        for digit in sorted(set(labels.tolist())):
-            ax.scatter(z[labels == digit, 0], z[labels == digit, 1], s=8, label=str(digit))
-        ax.legend()
-        ax.set_xlabel("Z1")
-        ax.set_ylabel("Z2")
-        out.append(("latent space of held-out images, by digit", _png(fig)))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    m = np.array(c["matrix"])
+    ax.imshow(m, cmap="Blues")
+    for i in range(10):
+        for j in range(10):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    out.append(("confusion matrix on the held-out images", _png(fig)))
+    if c["wrong"]:
+        fig, axes = plt.subplots(1, len(c["wrong"]), figsize=(1.4 * len(c["wrong"]), 1.8))
+        for ax, w in zip(np.atleast_1d(axes), c["wrong"], strict=True):
+            ax.imshow(np.array(w["image"]), cmap="gray")
+            ax.set_title(f"{w['truth']}→{w['predicted']}", fontsize=9)
+            ax.axis("off")
+        out.append(("misclassified held-out images (true → predicted)", _png(fig)))
+    return out
+
+
+def _autoencoder_plots(plt, a: dict) -> list[tuple[str, str]]:
+    out = []
+    n = len(a["originals"])
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.8))
+    for k in range(n):
+        axes[0, k].imshow(np.array(a["originals"][k]).reshape(28, 28), cmap="gray")
+        axes[1, k].imshow(np.array(a["reconstructions"][k]).reshape(28, 28), cmap="gray")
+        axes[0, k].axis("off")
+        axes[1, k].axis("off")
+    out.append(("held-out images (top) and your reconstructions (bottom)", _png(fig)))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    z, labels = np.array(a["latent"]), np.array(a["labels"])
+    for digit in sorted(set(labels.tolist())):
+        ax.scatter(z[labels == digit, 0], z[labels == digit, 1], s=8, label=str(digit))
+    ax.legend()
+    ax.set_xlabel("Z1")
+    ax.set_ylabel("Z2")
+    out.append(("latent space of held-out images, by digit", _png(fig)))
     return out
 
 
@@ -229,7 +244,7 @@ def class_page(results: list[SubmissionResult]) -> str:
     if results:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         fractions = [r.score / r.max_score if r.max_score else 0.0 for r in results]
-        ax.hist(fractions, bins=np.linspace(0, 1, 11), color="#4a7bd0", edgecolor="white")
+        ax.hist(fractions, bins=[k / 10 for k in range(11)], color="#4a7bd0", edgecolor="white")
         ax.set_xlabel("score (fraction of the points)")
         ax.set_ylabel("submissions")
         histograms.append(_png(fig))

@@ -203,131 +203,152 @@ class ColdRunner:
             shutil.rmtree(jobdir, ignore_errors=True)
 
     def _execute(self, job: Job, jobdir: Path, slot_uid: int) -> RunOutcome:
-        files = dict(job.modules) or {"submission.py": (job.code, job.where)}
-        for name, (code, _where) in files.items():
-            (jobdir / name).write_text(code, encoding="utf-8")
-        if job.inputs:
-            np.savez(jobdir / INPUTS_FILE, **job.inputs)
-        for name, arrays in job.datasets.items():
-            np.savez(jobdir / f"data_{name}.npz", **arrays)
-        spec = JobSpec(
-            display_name=job.display_name,
-            files={name: where for name, (_code, where) in files.items()},
-            seed=job.seed,
-            api=job.api,
-            tensorflow=job.tensorflow,
-            collect=job.collect,
-            isolation=Isolation(
-                hide=tuple(job.hide),
-                uid=slot_uid,
-                address_space_mb=job.limits.address_space_mb,
-                nproc=job.limits.nproc,
-                file_size_mb=job.limits.file_size_mb,
-            ),
-            stages=job.stages,
-            run_as_main=job.run_as_main,
-            call_timeout_s=job.limits.call_timeout_s,
-            datasets={name: f"data_{name}.npz" for name in job.datasets},
-        )
-        (jobdir / JOB_FILE).write_text(spec.to_json(), encoding="utf-8")
+        _write_job(job, jobdir, slot_uid)
         uid = None
         if self.privileged:
             uid = slot_uid
             for path in [jobdir, *jobdir.rglob("*")]:
                 os.chown(path, slot_uid, slot_uid)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(jobdir),
-            "TMPDIR": str(jobdir / "tmp"),
-            "MPLBACKEND": "Agg",
-            "MPLCONFIGDIR": str(jobdir / "tmp"),
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "TF_ENABLE_ONEDNN_OPTS": "0",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "LANG": "C.UTF-8",
-        }
-        for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # correctness on some CPUs
-            if key in os.environ:
-                env[key] = os.environ[key]
         cmd = [sys.executable, "-I", "-m", "grader.sandbox.child", str(jobdir)]
         started = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
             cwd=jobdir,
-            env=env,
+            env=_child_env(jobdir),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
-        pgid = proc.pid
-        status, message, peak = "", "", 0.0
         try:
-            while True:
-                try:
-                    proc.wait(timeout=POLL_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                elapsed = time.perf_counter() - started
-                if elapsed > job.limits.timeout_s:
-                    status = "timeout"
-                    message = (
-                        f"your code was still running after {job.limits.timeout_s:g} s (the limit) and "
-                        f"was stopped; look for a loop that never ends, or too many iterations"
-                    )
-                    break
-                rss = _rss_mb(_procs(uid, pgid))
-                peak = max(peak, rss)
-                if rss > job.limits.memory_mb:
-                    status = "memory"
-                    message = (
-                        f"your code used more than {job.limits.memory_mb} MB of memory (the limit) and "
-                        f"was stopped (out of memory)"
-                    )
-                    break
+            status, message, peak = _watch(proc, job.limits, uid, started)
         finally:
-            kill_all(uid, pgid)
+            kill_all(uid, proc.pid)
             proc.wait()
-        wall = time.perf_counter() - started
+        timing = {"run_s": time.perf_counter() - started, "peak_rss_mb": peak}
         stdout, stderr = out.text(), err.text()
-        timing = {"run_s": wall, "peak_rss_mb": peak}
         if status:
             return RunOutcome(status, message, stdout=stdout, stderr=stderr, timing=timing)
-        if proc.returncode == Exit.SETUP_FAILED:
-            lines = stderr.strip().splitlines() or ["(no detail)"]
-            return RunOutcome(
-                "sandbox_error",
-                "the sandbox could not be set up: " + lines[-1],
-                stdout=stdout,
-                stderr=stderr,
-                timing=timing,
-            )
+        return _outcome(proc.returncode, jobdir, stdout, stderr, timing)
+
+
+def _write_job(job: Job, jobdir: Path, slot_uid: int) -> None:
+    """The student's files, the grader's inputs, the public data splits and `job.json`."""
+    files = dict(job.modules) or {"submission.py": (job.code, job.where)}
+    for name, (code, _where) in files.items():
+        (jobdir / name).write_text(code, encoding="utf-8")
+    if job.inputs:
+        np.savez(jobdir / INPUTS_FILE, **job.inputs)  # type: ignore[arg-type]  # numpy's stub
+    for name, arrays in job.datasets.items():
+        np.savez(jobdir / f"data_{name}.npz", **arrays)  # type: ignore[arg-type]
+    spec = JobSpec(
+        display_name=job.display_name,
+        files={name: where for name, (_code, where) in files.items()},
+        seed=job.seed,
+        api=job.api,
+        tensorflow=job.tensorflow,
+        collect=job.collect,
+        isolation=Isolation(
+            hide=tuple(job.hide),
+            uid=slot_uid,
+            address_space_mb=job.limits.address_space_mb,
+            nproc=job.limits.nproc,
+            file_size_mb=job.limits.file_size_mb,
+        ),
+        stages=job.stages,
+        run_as_main=job.run_as_main,
+        call_timeout_s=job.limits.call_timeout_s,
+        datasets={name: f"data_{name}.npz" for name in job.datasets},
+    )
+    (jobdir / JOB_FILE).write_text(spec.to_json(), encoding="utf-8")
+
+
+def _child_env(jobdir: Path) -> dict[str, str]:
+    """The child's whole environment: nothing of the grader's own is passed on."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(jobdir),
+        "TMPDIR": str(jobdir / "tmp"),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(jobdir / "tmp"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "LANG": "C.UTF-8",
+    }
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # correctness on some CPUs
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _watch(
+    proc: subprocess.Popen, limits: Limits, uid: int | None, started: float
+) -> tuple[str, str, float]:
+    """Wait for the child within the limits: ("", "", peak RSS) when it ended by itself, else
+    the status and message of the limit it broke."""
+    peak = 0.0
+    while True:
         try:
-            facts, arrays = read_artifacts(jobdir / OUT_DIR)
-        except ArtifactError as exc:
-            if proc.returncode and proc.returncode < 0:
-                sig = signal.Signals(-proc.returncode).name
-                msg = f"your code's process was killed by {sig}"
-            elif proc.returncode:
-                msg = (
-                    f"your code ended the process (exit status {proc.returncode}) "
-                    f"before results were collected"
-                )
-            else:
-                msg = f"the run's results could not be read ({exc})"
-            return RunOutcome("crash", msg, stdout=stdout, stderr=stderr, timing=timing)
-        timing.update(
-            {k: float(v) for k, v in facts.get("timing", {}).items() if isinstance(v, (int, float))}
+            proc.wait(timeout=POLL_S)
+            return "", "", peak
+        except subprocess.TimeoutExpired:
+            pass
+        if time.perf_counter() - started > limits.timeout_s:
+            return (
+                "timeout",
+                f"your code was still running after {limits.timeout_s:g} s (the limit) and "
+                f"was stopped; look for a loop that never ends, or too many iterations",
+                peak,
+            )
+        rss = _rss_mb(_procs(uid, proc.pid))
+        peak = max(peak, rss)
+        if rss > limits.memory_mb:
+            return (
+                "memory",
+                f"your code used more than {limits.memory_mb} MB of memory (the limit) and "
+                f"was stopped (out of memory)",
+                peak,
+            )
+
+
+def _outcome(
+    returncode: int, jobdir: Path, stdout: str, stderr: str, timing: dict[str, float]
+) -> RunOutcome:
+    """What a child that ended by itself left: validated artifacts, or why there are none."""
+    if returncode == Exit.SETUP_FAILED:
+        lines = stderr.strip().splitlines() or ["(no detail)"]
+        return RunOutcome(
+            "sandbox_error",
+            "the sandbox could not be set up: " + lines[-1],
+            stdout=stdout,
+            stderr=stderr,
+            timing=timing,
         )
-        status = str(facts.get("status", Status.COMPLETED))
-        if status not in Status.ALL:
-            status = "crash"
-        message = str(facts.get("exception", ""))
-        if status == Status.MEMORY:
-            message = "out of memory (MemoryError)\n" + message
-        notes = tuple(str(n) for n in facts.get("notes", []))
-        return RunOutcome(status, message, facts, arrays, stdout, stderr, timing, notes)
+    try:
+        facts, arrays = read_artifacts(jobdir / OUT_DIR)
+    except ArtifactError as exc:
+        if returncode and returncode < 0:
+            msg = f"your code's process was killed by {signal.Signals(-returncode).name}"
+        elif returncode:
+            msg = (
+                f"your code ended the process (exit status {returncode}) "
+                f"before results were collected"
+            )
+        else:
+            msg = f"the run's results could not be read ({exc})"
+        return RunOutcome("crash", msg, stdout=stdout, stderr=stderr, timing=timing)
+    timing.update(
+        {k: float(v) for k, v in facts.get("timing", {}).items() if isinstance(v, (int, float))}
+    )
+    status = str(facts.get("status", Status.COMPLETED))
+    if status not in Status.ALL:
+        status = "crash"
+    message = str(facts.get("exception", ""))
+    if status == Status.MEMORY:
+        message = "out of memory (MemoryError)\n" + message
+    notes = tuple(str(n) for n in facts.get("notes", []))
+    return RunOutcome(status, message, facts, arrays, stdout, stderr, timing, notes)

@@ -45,160 +45,184 @@ def _to_array(np, value):
     return np.array(arr, order="C")  # (ascontiguousarray would make a 0-d value 1-d)
 
 
-def collect(spec: Collect, ns, inputs, facts, arrays, tfc, np, call_timeout):
-    missing = facts["missing"]
+def collect(spec: Collect, ns, inputs, facts, arrays, tfc, np, call_timeout) -> None:
+    """Collect what `spec` asks for from namespace `ns` into `facts` and `arrays`."""
+    c = _Collector(ns, inputs, facts, arrays, tfc, np, call_timeout)
+    c.placeholders(spec.placeholders)
+    c.params(spec.params)
+    for name in spec.records + spec.arrays:
+        if name not in ns:
+            c.missing[name] = "not defined"
+        else:
+            c.store(name, ns[name])
+    for fetch in spec.fetches:
+        c.fetch(fetch)
+    if spec.keras_model:
+        c.keras_model(spec.keras_model)
+    signal.signal(signal.SIGALRM, _alarm)
+    for call in spec.calls:
+        c.call(call)
+    for counted in spec.call_counts:
+        c.count_calls(counted)
 
-    def resolve(value):
-        if tfc is not None and tfc.is_tensorish(value):
-            return tfc.value_of(value)
+
+def _alarm(signum, frame):
+    raise _CallBudgetExceeded()
+
+
+class _Collector:
+    """One stage's collection: the student's namespace in, plain facts and arrays out."""
+
+    def __init__(self, ns, inputs, facts, arrays, tfc, np, call_timeout):
+        self.ns, self.inputs, self.facts, self.arrays = ns, inputs, facts, arrays
+        self.tfc, self.np, self.call_timeout = tfc, np, call_timeout
+        self.missing = facts["missing"]
+
+    def resolve(self, value):
+        if self.tfc is not None and self.tfc.is_tensorish(value):
+            return self.tfc.value_of(value)
         return value
 
-    def store(name, value):
+    def store(self, name, value):
         """Keep `value` as a plain numeric array, or say in `missing` why it cannot be."""
         try:
             if isinstance(value, (list, tuple)):  # a loss record: a list of numbers or tensors
-                value = [resolve(v) for v in value]
-            arr = _to_array(np, resolve(value))
+                value = [self.resolve(v) for v in value]
+            arr = _to_array(self.np, self.resolve(value))
         except Exception as exc:  # noqa: BLE001
-            missing[name] = str(exc)[:300]
+            self.missing[name] = str(exc)[:300]
             return
         if arr is None:
-            missing[name] = "not a numeric array or variable"
+            self.missing[name] = "not a numeric array or variable"
         else:
-            arrays[name] = arr
+            self.arrays[name] = arr
 
-    for name in spec.placeholders:
-        if name not in ns:
-            missing[name] = "not defined"
-            continue
-        info = tfc.describe(ns[name]) if tfc is not None else {"kind": type(ns[name]).__name__}
-        facts["placeholders"][name] = info
+    def placeholders(self, names):
+        tfc, ns = self.tfc, self.ns
+        for name in names:
+            if name not in ns:
+                self.missing[name] = "not defined"
+                continue
+            info = tfc.describe(ns[name]) if tfc is not None else {"kind": type(ns[name]).__name__}
+            self.facts["placeholders"][name] = info
 
-    for name in spec.params:
-        if name not in ns:
-            missing[name] = "not defined"
-            continue
-        value = ns[name]
-        items = value.items() if isinstance(value, dict) else [(None, value)]
-        for key, item in items:
-            full = param_key(name, key)
-            if tfc is not None and tfc.is_tensorish(item):
-                facts["declared_shapes"][full] = tfc.static_shape(item)
-            store(full, item)
+    def params(self, names):
+        for name in names:
+            if name not in self.ns:
+                self.missing[name] = "not defined"
+                continue
+            value = self.ns[name]
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, item in items:
+                full = param_key(name, key)
+                if self.tfc is not None and self.tfc.is_tensorish(item):
+                    self.facts["declared_shapes"][full] = self.tfc.static_shape(item)
+                self.store(full, item)
 
-    for name in spec.records + spec.arrays:
-        if name not in ns:
-            missing[name] = "not defined"
-        else:
-            store(name, ns[name])
-
-    for fetch in spec.fetches:
-        name = fetch.name
-        if tfc is None or name not in ns:
-            missing[fetch_key(name)] = "not defined"
-            facts["fetch_errors"][name] = f"`{name}` is not defined"
-            continue
+    def fetch(self, fetch):
+        name, ns, errors = fetch.name, self.ns, self.facts["fetch_errors"]
+        if self.tfc is None or name not in ns:
+            self.missing[fetch_key(name)] = "not defined"
+            errors[name] = f"`{name}` is not defined"
+            return
         feeds = {}
         for ph, input_name in fetch.feeds.items():
             if ph not in ns:
-                facts["fetch_errors"][name] = f"placeholder `{ph}` is not defined"
-                break
-            feeds[ns[ph]] = inputs[input_name]
-        else:
-            try:
-                arrays[fetch_key(name)] = np.asarray(
-                    tfc.evaluate(ns[name], feeds), dtype=np.float64
-                )
-            except BaseException as exc:  # noqa: BLE001
-                facts["fetch_errors"][name] = short(exc)
+                errors[name] = f"placeholder `{ph}` is not defined"
+                return
+            feeds[ns[ph]] = self.inputs[input_name]
+        try:
+            value = self.tfc.evaluate(ns[name], feeds)
+            self.arrays[fetch_key(name)] = self.np.asarray(value, dtype=self.np.float64)
+        except BaseException as exc:  # noqa: BLE001
+            errors[name] = short(exc)
 
-    if spec.keras_model:
-        name = spec.keras_model
-        model = ns.get(name)
+    def keras_model(self, name):
+        model = self.ns.get(name)
         if name.endswith("()"):  # a function that builds the model, as the CIFAR homework asks
-            builder = ns.get(name[:-2])
+            builder = self.ns.get(name[:-2])
             try:
                 model = builder() if callable(builder) else None
             except Exception as exc:  # noqa: BLE001
-                facts["keras_error"] = f"{name} raised {short(exc)}"
+                self.facts["keras_error"] = f"{name} raised {short(exc)}"
                 model = None
         if model is None:
-            missing[name] = "not defined"
+            self.missing[name] = "not defined"
         elif not (hasattr(model, "to_json") and hasattr(model, "get_weights")):
-            missing[name] = f"`{name}` is a {type(model).__name__}, not a Keras model"
+            self.missing[name] = f"`{name}` is a {type(model).__name__}, not a Keras model"
         else:
             from grader.sandbox import keras_export
 
             try:
-                keras_export.export(model, inputs.get("probe_x"), ns, facts, arrays, np)
+                keras_export.export(
+                    model, self.inputs.get("probe_x"), self.ns, self.facts, self.arrays, self.np
+                )
             except Exception as exc:  # noqa: BLE001
-                facts["keras_error"] = short(exc)
+                self.facts["keras_error"] = short(exc)
 
-    def alarm(signum, frame):
-        raise _CallBudgetExceeded()
-
-    signal.signal(signal.SIGALRM, alarm)
-
-    for call in spec.calls:
+    def call(self, call):
+        np, ns, errors = self.np, self.ns, self.facts["call_errors"]
         fn = ns.get(call.function)
         if not callable(fn):
-            facts["call_errors"][call.id] = f"NameError: `{call.function}` is not defined"
-            continue
+            errors[call.id] = f"NameError: `{call.function}` is not defined"
+            return
         args = [np.asarray(a, dtype=np.float64) if isinstance(a, list) else a for a in call.args]
         try:
             if call.setup:
                 exec(call.setup, ns)
             fn = ns.get(call.function, fn)
-            signal.setitimer(signal.ITIMER_REAL, call_timeout)
+            signal.setitimer(signal.ITIMER_REAL, self.call_timeout)
             value = fn(*args)
             signal.setitimer(signal.ITIMER_REAL, 0)
-            arr = _to_array(np, resolve(value))
+            arr = _to_array(np, self.resolve(value))
             if arr is None:
-                facts["call_errors"][call.id] = f"returned {type(value).__name__}, not a number"
+                errors[call.id] = f"returned {type(value).__name__}, not a number"
             else:
-                arrays[call_key(call.id)] = arr
+                self.arrays[call_key(call.id)] = arr
         except _CallBudgetExceeded:
-            facts["call_errors"][call.id] = f"no result within {call_timeout:g} s"
+            errors[call.id] = f"no result within {self.call_timeout:g} s"
         except BaseException as exc:  # noqa: BLE001
             signal.setitimer(signal.ITIMER_REAL, 0)
-            facts["call_errors"][call.id] = short(exc)
+            errors[call.id] = short(exc)
 
-    for counted in spec.call_counts:
+    def count_calls(self, counted):
         fname = counted.function
-        original = ns.get(fname)
+        original = self.ns.get(fname)
         if not callable(original):
-            missing[fname] = "not defined"
-            continue
-        runs = []
-        for n in counted.n:
-            cap = int(counted.cap_per_n * n + 10)
-            count = [0]
+            self.missing[fname] = "not defined"
+            return
+        self.facts["call_counts"][fname] = [
+            self._count_one(counted, original, n) for n in counted.n
+        ]
 
-            def counting(*args, _orig=original, _count=count, _cap=cap, **kwargs):
-                _count[0] += 1
-                if _count[0] > _cap:
-                    raise _TooManyCalls()
-                return _orig(*args, **kwargs)
+    def _count_one(self, counted, original, n) -> dict:
+        cap = int(counted.cap_per_n * n + 10)
+        count = [0]
 
-            run = {"n": n, "calls": 0, "capped": False}
-            try:
-                if counted.setup:
-                    exec(counted.setup.format(n=n), ns)
-                ns[fname] = counting
-                signal.setitimer(signal.ITIMER_REAL, call_timeout)
-                value = counting(n)
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                run["value"] = float(value)
-            except _TooManyCalls:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                run["capped"] = True
-            except _CallBudgetExceeded:
-                run["error"] = f"no result within {call_timeout:g} s"
-            except BaseException as exc:  # noqa: BLE001
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                run["error"] = short(exc)
-            finally:
-                ns[fname] = original
-            run["calls"] = count[0] - (1 if run["capped"] else 0)
-            runs.append(run)
-        facts["call_counts"][fname] = runs
+        def counting(*args, **kwargs):
+            count[0] += 1
+            if count[0] > cap:
+                raise _TooManyCalls()
+            return original(*args, **kwargs)
+
+        run = {"n": n, "calls": 0, "capped": False}
+        try:
+            if counted.setup:
+                exec(counted.setup.format(n=n), self.ns)
+            self.ns[counted.function] = counting
+            signal.setitimer(signal.ITIMER_REAL, self.call_timeout)
+            value = counting(n)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            run["value"] = float(value)
+        except _TooManyCalls:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            run["capped"] = True
+        except _CallBudgetExceeded:
+            run["error"] = f"no result within {self.call_timeout:g} s"
+        except BaseException as exc:  # noqa: BLE001
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            run["error"] = short(exc)
+        finally:
+            self.ns[counted.function] = original
+        run["calls"] = count[0] - (1 if run["capped"] else 0)
+        return run
