@@ -21,7 +21,3 @@ class SubmissionError(GraderError):
 
 class ArtifactError(Exception):
     """The artifacts a sandboxed run handed back are malformed (never trusted, always validated)."""
-
-
-class GraderWarning(UserWarning):
-    """Warnings of the grader itself (tests turn them into errors)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,13 +107,6 @@ class SubmissionResult:
                 "log": self.log,
             },
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("figures")
-        data["score"] = self.score
-        data["max_score"] = self.max_score
-        return data
 
 
 def write_atomic(path: Path, text: str) -> None:
