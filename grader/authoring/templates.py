@@ -53,7 +53,9 @@ class Template:
 
 def _split_fragments(text: str, where: str) -> list[str]:
     """Split `a, f(b, c), [d, e]` at top-level commas."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "([{":
             depth += 1

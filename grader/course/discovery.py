@@ -59,7 +59,7 @@ class Course:
         (which the sandboxed child imports) and a Python environment kept inside the course."""
         keep = {PACKAGE}
         prefix = Path(os.path.realpath(sys.prefix))
-        out = []
+        out: list[Path] = []
         for entry in sorted(self.root.iterdir()):
             real = entry.resolve()
             if not entry.is_dir() or real in keep or real == prefix or prefix.is_relative_to(real):

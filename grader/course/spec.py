@@ -144,7 +144,7 @@ def _load_checks(entries: list[dict[str, Any]], where: str, task: Task | None) -
                 raise SpecError(f"{at}: unknown key {key!r}")
         check_name = raw.get("check")
         fn = registry.get(check_name) if isinstance(check_name, str) else None
-        if fn is None:
+        if fn is None or not isinstance(check_name, str):
             raise SpecError(f"{at}: unknown check {check_name!r}; known: {registry.names()}")
         params = raw.get("params", {})
         if not isinstance(params, dict):
@@ -162,7 +162,7 @@ def _load_checks(entries: list[dict[str, Any]], where: str, task: Task | None) -
         if not isinstance(points, (int, float)) or points < 0:
             raise SpecError(f"{at}: 'points' must be a non-negative number")
         checks.append(CheckSpec(name, check_name, float(points), params, visibility))
-        if fn.needs_task and task is None:
+        if getattr(fn, "needs_task", False) and task is None:
             raise SpecError(f"{at}: check {check_name!r} needs a [task] table")
     return checks
 

@@ -340,6 +340,8 @@ def _write(payload: dict[str, Any], results: Path | None, fd: int | None) -> Non
         return
     from grader.results import write_atomic
 
+    if results is None:
+        raise ValueError("neither a results file nor a descriptor to write to")
     write_atomic(results, text)
 
 

@@ -96,12 +96,13 @@ def class_summary(results: list[SubmissionResult]) -> Table:
     for r in results:
         by_student.setdefault(r.student, {})[r.assignment] = r
     for student in sorted(by_student):
-        cells = []
+        cells: list[str | Text] = []
         for a in assignments:
-            r = by_student[student].get(a)
-            if r is None:
+            found = by_student[student].get(a)
+            if found is None:
                 cells.append("")
                 continue
+            r = found
             style = "green" if r.score == r.max_score else ("red" if r.score == 0 else "yellow")
             label = f"{r.score:g}/{r.max_score:g}"
             if r.run_status not in ("completed",):

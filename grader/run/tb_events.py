@@ -25,8 +25,9 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EventFileError", "parse_event_files", "read_scalars"]
 
@@ -229,7 +230,7 @@ def _records(data: bytes, rel: str):
 # --- protocol buffers -------------------------------------------------------------------------
 
 
-def _fields(buf: bytes, where: str):
+def _fields(buf: bytes, where: str) -> Iterator[tuple[int, int, Any]]:
     """Yield (field number, wire type, value) of a message: int for varint/fixed, bytes else."""
     pos, n = 0, len(buf)
     while pos < n:
@@ -237,6 +238,7 @@ def _fields(buf: bytes, where: str):
         number, wire = key >> 3, key & 7
         if number == 0:
             raise EventFileError(f"{where}: malformed event (field number 0)")
+        value: Any  # int for a varint, bytes for the other wire types
         if wire == 0:
             value, pos = _varint(buf, pos, where)
         elif wire == 1:
