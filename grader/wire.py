@@ -41,7 +41,9 @@ JOB_FILE = "job.json"
 MANIFEST_FILE = "manifest.json"
 ARRAYS_FILE = "arrays.npz"
 INPUTS_FILE = "inputs.npz"
-OUT_DIR = "out"
+JOB_IN = "/job/in"  # the job's inputs inside the walls (read-only)
+JOB_WORK = "/job/work"  # its working folder (a private, size-capped tmpfs)
+RESULTS_MAGIC = b"GRADER-RESULTS-1\n"  # then two frames: 8-byte length + manifest, + arrays
 
 
 class Exit(IntEnum):
@@ -255,13 +257,15 @@ class Stage:
 
 @dataclass(frozen=True)
 class Isolation:
-    """The walls the child puts up around itself before running student code."""
+    """What the child is told of its walls, and the limits it sets on itself before the
+    student's code runs (the walls themselves are put up from outside, by bubblewrap)."""
 
-    hide: tuple[str, ...] = ()  # folders covered by empty read-only mounts
-    uid: int = 0  # the unprivileged uid of the job (used when the runner is root)
+    mode: str = "bubblewrap"  # or "none": no walls (`--unsafe-no-sandbox`, a student's laptop)
+    cpu_s: float = 120.0  # CPU time of the student's code, counted once the grader's start-up is over
     address_space_mb: int = 0
     nproc: int = 512
     file_size_mb: int = 512
+    result_fd: int = -1  # where the child writes its results (a pipe the parent reads)
 
 
 @dataclass(frozen=True)
@@ -296,8 +300,7 @@ class JobSpec:
                 )
                 for s in data.pop("stages")
             )
-            isolation = Isolation(**{**data.pop("isolation")})
-            isolation = Isolation(**{**asdict(isolation), "hide": tuple(isolation.hide)})
+            isolation = Isolation(**data.pop("isolation"))
             files = {k: tuple(v) for k, v in data.pop("files").items()}
             return cls(collect=collect, stages=stages, isolation=isolation, files=files, **data)
         except (KeyError, TypeError) as exc:

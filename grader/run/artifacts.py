@@ -1,13 +1,18 @@
-"""Reading the artifacts a sandboxed run wrote: a versioned JSON manifest and an `.npz` of arrays.
+"""Reading what a sandboxed run handed back: a versioned JSON manifest and an `.npz` of arrays.
 
-Everything is validated before use: sizes from the zip headers before anything is decompressed,
-names against the manifest, numeric dtypes only, `allow_pickle=False`. A malformed artifact
-raises ArtifactError; nothing in it is ever executed or unpickled.
+The job writes them, framed, to a pipe the runner drains with a size cap (`unframe`); tests and
+tools may also read them from a folder (`read_folder`, links refused). Everything is validated
+before use: the manifest's size, nesting, version and field types; every `.npy` member's header
+(dtype numeric, shape x item size equal to the member's size, against the manifest's
+declaration) *before* any data is read, so a header that claims 64 GiB allocates nothing;
+`allow_pickle=False`. A malformed artifact raises ArtifactError; nothing in it is executed.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,29 +20,94 @@ from typing import Any
 import numpy as np
 
 from grader.errors import ArtifactError
-from grader.wire import ARRAYS_FILE, MANIFEST_FILE, MANIFEST_VERSION, ManifestFields
+from grader.wire import (
+    ARRAYS_FILE,
+    MANIFEST_FILE,
+    MANIFEST_VERSION,
+    RESULTS_MAGIC,
+    ManifestFields,
+)
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_NESTING = 64
 MAX_ARRAYS = 2000
 MAX_ARRAY_BYTES = 512 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 NUMERIC_KINDS = "biuf"
 
+Artifacts = tuple[dict[str, Any], dict[str, np.ndarray]]
 
-def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Validated (facts, arrays) from a run's output folder."""
+
+def read(data: bytes) -> Artifacts:
+    """Validated (facts, arrays) from the framed bytes a job wrote to its results pipe."""
+    manifest, packed = unframe(data)
+    return parse(manifest, packed)
+
+
+def unframe(data: bytes) -> tuple[bytes, bytes]:
+    """The manifest and the `.npz` from `RESULTS_MAGIC`, then two frames (8-byte length, data)."""
+    if not data.startswith(RESULTS_MAGIC):
+        raise ArtifactError("no results were handed back")
+    pos, frames = len(RESULTS_MAGIC), []
+    for what in ("manifest", "arrays"):
+        if pos + 8 > len(data):
+            raise ArtifactError(f"the results end before the {what}")
+        size = int.from_bytes(data[pos : pos + 8], "big")
+        pos += 8
+        if size > len(data) - pos:
+            raise ArtifactError(f"the {what} is cut short")
+        frames.append(data[pos : pos + size])
+        pos += size
+    if pos != len(data):
+        raise ArtifactError("the results hold more than a manifest and arrays")
+    return frames[0], frames[1]
+
+
+def read_folder(out_dir: Path) -> Artifacts:
+    """Validated (facts, arrays) from `manifest.json` and `arrays.npz` in a folder."""
     if out_dir.is_symlink() or not out_dir.is_dir():
-        # The child owns its scratch folder: a link there could point the grader at any file.
         raise ArtifactError("the output folder is missing or is a link")
-    manifest_path = out_dir / MANIFEST_FILE
-    arrays_path = out_dir / ARRAYS_FILE
-    if not manifest_path.is_file() or manifest_path.is_symlink():
-        raise ArtifactError("no manifest.json")
-    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise ArtifactError("manifest.json is too large")
+    parts = []
+    for name, limit in ((MANIFEST_FILE, MAX_MANIFEST_BYTES), (ARRAYS_FILE, MAX_TOTAL_BYTES)):
+        path = out_dir / name
+        if path.is_symlink() or not path.is_file():
+            raise ArtifactError(f"no {name}")
+        if path.stat().st_size > limit:
+            raise ArtifactError(f"{name} is too large")
+        parts.append(path.read_bytes())
+    return parse(parts[0], parts[1])
+
+
+def parse(manifest: bytes, packed: bytes) -> Artifacts:
+    """Validated (facts, arrays) from the manifest's and the `.npz`'s bytes."""
+    facts = _facts(manifest)
+    declared = facts.get(ManifestFields.ARRAYS, {})
     try:
-        facts = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        with zipfile.ZipFile(io.BytesIO(packed)) as zf:
+            infos = _members(zf)
+            names = {i.filename[: -len(".npy")] for i in infos}
+            if names != set(declared):
+                raise ArtifactError("arrays.npz does not hold the arrays the manifest declares")
+            arrays = {}
+            for info in infos:
+                name = info.filename[: -len(".npy")]
+                with zf.open(info) as member:
+                    arrays[name] = _array(member, info.file_size, name, declared[name])
+    except zipfile.BadZipFile as exc:
+        raise ArtifactError(f"arrays.npz is not a zip file: {exc}") from exc
+    except (ValueError, OSError, EOFError) as exc:
+        raise ArtifactError(f"arrays.npz cannot be read safely: {exc}") from exc
+    return facts, arrays
+
+
+def _facts(manifest: bytes) -> dict[str, Any]:
+    if len(manifest) > MAX_MANIFEST_BYTES:
+        raise ArtifactError("manifest.json is too large")
+    if _nesting(manifest) > MAX_NESTING:
+        raise ArtifactError(f"manifest.json is nested more than {MAX_NESTING} deep")
+    try:
+        facts = json.loads(manifest.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ArtifactError(f"manifest.json is not JSON: {exc}") from exc
     version = facts.get("version") if isinstance(facts, dict) else None
     if type(version) is not int or version != MANIFEST_VERSION:
@@ -45,41 +115,71 @@ def read(out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     for key in ManifestFields.OBJECTS:
         if not isinstance(facts.get(key, {}), dict):
             raise ArtifactError(f"manifest field {key!r} is not an object")
-    declared = facts.get("arrays", {})
-    arrays: dict[str, np.ndarray] = {}
-    if not arrays_path.is_file() or arrays_path.is_symlink():
-        raise ArtifactError("no arrays.npz")
+    return facts
+
+
+def _nesting(text: bytes) -> int:
+    """How deeply brackets nest in JSON text (strings skipped): checked before parsing, so a
+    manifest nested 10^6 deep is refused without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    infos = zf.infolist()
+    if len(infos) > MAX_ARRAYS:
+        raise ArtifactError(f"arrays.npz holds {len(infos)} members (max {MAX_ARRAYS})")
+    total = 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise ArtifactError(f"unexpected member {info.filename!r} in arrays.npz")
+        if info.file_size > MAX_ARRAY_BYTES:
+            raise ArtifactError(f"array {info.filename!r} is too large")
+        total += info.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise ArtifactError("arrays.npz is too large")
+    return infos
+
+
+def _array(member, size: int, name: str, meta: Any) -> np.ndarray:
+    """One `.npy` member: its header checked against its size and the manifest before reading."""
+    fmt = np.lib.format
     try:
-        with zipfile.ZipFile(arrays_path) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_ARRAYS:
-                raise ArtifactError(f"arrays.npz holds {len(infos)} members (max {MAX_ARRAYS})")
-            total = 0
-            for info in infos:
-                if not info.filename.endswith(".npy"):
-                    raise ArtifactError(f"unexpected member {info.filename!r} in arrays.npz")
-                if info.file_size > MAX_ARRAY_BYTES:
-                    raise ArtifactError(f"array {info.filename!r} is too large")
-                total += info.file_size
-            if total > MAX_TOTAL_BYTES:
-                raise ArtifactError("arrays.npz is too large")
-            names = {i.filename[: -len(".npy")] for i in infos}
-    except zipfile.BadZipFile as exc:
-        raise ArtifactError(f"arrays.npz is not a zip file: {exc}") from exc
-    if names != set(declared):
-        raise ArtifactError("arrays.npz does not hold the arrays the manifest declares")
-    try:
-        with np.load(arrays_path, allow_pickle=False) as data:
-            for name in names:
-                arr = data[name]
-                if not isinstance(arr, np.ndarray):  # a member that is not a valid .npy file
-                    raise ArtifactError(f"array {name!r} is not a NumPy array file")
-                if arr.dtype.kind not in NUMERIC_KINDS:
-                    raise ArtifactError(f"array {name!r} has non-numeric dtype {arr.dtype}")
-                meta = declared[name]
-                if not isinstance(meta, dict) or list(arr.shape) != meta.get("shape"):
-                    raise ArtifactError(f"array {name!r} does not match its declared shape")
-                arrays[name] = arr
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ArtifactError(f"arrays.npz cannot be read safely: {exc}") from exc
-    return facts, arrays
+        version = fmt.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(member)
+        else:
+            raise ArtifactError(f"array {name!r} has .npy version {version}")
+    except ValueError as exc:
+        raise ArtifactError(f"array {name!r} is not a NumPy array file: {exc}") from exc
+    if dtype.kind not in NUMERIC_KINDS or dtype.hasobject:
+        raise ArtifactError(f"array {name!r} has non-numeric dtype {dtype}")
+    if not isinstance(meta, dict) or list(shape) != meta.get("shape"):
+        raise ArtifactError(f"array {name!r} does not match its declared shape")
+    nbytes = math.prod(shape) * dtype.itemsize
+    header = member.tell()
+    if header + nbytes != size:
+        raise ArtifactError(
+            f"array {name!r}: its header claims {nbytes} bytes of data; it holds {size - header}"
+        )
+    data = member.read(nbytes)
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy()

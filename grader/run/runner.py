@@ -7,6 +7,8 @@ replace it without any other module changing.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import secrets
 import shutil
@@ -19,17 +21,19 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Queue
 from typing import Any, Protocol
 
 import numpy as np
 
-from grader.errors import ArtifactError
+from grader.course.data import private_files
+from grader.errors import ArtifactError, GraderError
+from grader.run import procs, walls
 from grader.run.artifacts import read as read_artifacts
 from grader.wire import (
     INPUTS_FILE,
     JOB_FILE,
-    OUT_DIR,
+    JOB_IN,
+    JOB_WORK,
     Collect,
     Exit,
     Isolation,
@@ -39,11 +43,14 @@ from grader.wire import (
     Status,
 )
 
-__all__ = ["Job", "RunOutcome", "Runner", "ColdRunner"]
+__all__ = ["ColdRunner", "Job", "RunOutcome", "Runner", "SandboxUnavailable"]
 
 POLL_S = 0.05
 LOG_TAIL = 16 * 1024
-UID_BASE = 200_000
+UID_BASE = 1 << 20  # fresh job uids are drawn above this
+MAX_RESULTS = 1536 << 20  # what a job may hand back (CIFAR-10's weights are 61 MB)
+WALL_FACTOR = 3  # the wall-clock backstop: 3x the CPU-time limit ...
+START_ALLOWANCE_S = 60  # ... plus the grader's own start-up on a loaded machine
 
 
 @dataclass(frozen=True)
@@ -116,132 +123,174 @@ class _Tail:
         return ("[... earlier output cut ...]\n" + text) if self.dropped else text
 
 
-def _procs(uid: int | None, pgid: int | None) -> list[int]:
-    """Processes of a run: every process of its private uid (root), else of its process group."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if uid is not None:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    pids.append(int(entry))
-            elif os.getpgid(int(entry)) == pgid:
-                pids.append(int(entry))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return pids
+class SandboxUnavailable(GraderError):
+    """The walls cannot be built here; the message says why and what to do."""
 
 
-def _rss_mb(pids: list[int]) -> float:
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-    return total / (1024 * 1024)
+class _Uids:
+    """A fresh uid for every job when the grader runs as root, never reused by this process
+    (and, from a random start in a large range, not by another grader beside it)."""
+
+    def __init__(self) -> None:
+        self.next = secrets.randbelow(1 << 28) + UID_BASE
+        self.lock = threading.Lock()
+
+    def take(self) -> int:
+        with self.lock:
+            while True:
+                uid, self.next = self.next, self.next + 1
+                if not _uid_in_use(uid):
+                    return uid
 
 
-def kill_all(uid: int | None, pgid: int | None) -> None:
-    """Kill a run's process group and, when it has a private uid, every process of that uid
-    (those that left the group with setsid too)."""
+def _uid_in_use(uid: int) -> bool:
+    return any(entry.isdigit() and _owner(entry) == uid for entry in os.listdir("/proc"))
+
+
+def _owner(entry: str) -> int | None:
     try:
-        if pgid is not None:
-            os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if uid is not None:
-        for _ in range(3):  # processes that left the group (setsid) still have the uid
-            pids = _procs(uid, pgid)
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
+        return os.stat(f"/proc/{entry}").st_uid
+    except OSError:
+        return None
 
 
 class ColdRunner:
-    """A fresh `python -I -m grader.sandbox.child` process per job (pays the imports each time).
+    """A fresh `python -I -m grader.sandbox.child` process per job, behind bubblewrap's walls
+    (`grader.run.walls`), with a fresh uid per job when the grader runs as root.
 
-    `slots` bounds how many jobs run at once; each slot has its own unprivileged uid when the
-    grader runs as root, so concurrent students cannot see each other's processes or files.
+    Args:
+        slots: jobs run at once. Defaults to `2`.
+        sandbox: "auto" (the walls if this machine can build them, else refuse), "bubblewrap"
+            (the same), or "none" (no walls: `--unsafe-no-sandbox`, or a student's own laptop
+            through `grader check`). Defaults to `"auto"`.
     """
 
-    def __init__(self, slots: int = 2, scratch_root: Path | None = None):
-        self.root = Path(scratch_root or tempfile.mkdtemp(prefix="grader-sandbox-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o711)  # traversable, not listable: job folders have random names
+    def __init__(self, slots: int = 2, *, sandbox: str = "auto"):
+        if sandbox not in ("auto", "bubblewrap", "none"):
+            raise ValueError(f"sandbox = {sandbox!r}")
+        why = None if sandbox == "none" else walls.probe()
+        if why is not None:
+            raise SandboxUnavailable(
+                f"student code cannot be isolated here: {why}. The grader refuses to run a "
+                f"class without its sandbox; `grader doctor` says what this machine allows, and "
+                f"`--unsafe-no-sandbox` runs student code with your own rights"
+            )
+        self.mode = "none" if sandbox == "none" else "bubblewrap"
         self.privileged = os.geteuid() == 0
-        self.slots: Queue[int] = Queue()
-        base = UID_BASE + (os.getpid() % 5000) * 16
-        for i in range(slots):
-            self.slots.put(base + i)
+        self.uids = _Uids()
+        self.slots = threading.BoundedSemaphore(max(1, slots))
+        self.readonly = walls.readable_paths()
+        self.hidden = tuple(private_files())
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        pass  # a job leaves nothing behind: its files live in its own tmpfs
+
+    def isolation(self) -> tuple[str, ...]:
+        """What a job runs under, in words, for every result."""
+        if self.mode == "none":
+            return (
+                "sandbox: none (--unsafe-no-sandbox): student code ran with the grader's rights",
+            )
+        who = (
+            "a fresh unprivileged uid per job"
+            if self.privileged
+            else "your own uid, in a user namespace"
+        )
+        return (
+            "sandbox: bubblewrap (user, pid, mount, network, ipc namespaces)",
+            f"runs as {who}; sees only the interpreter, its libraries and its own inputs",
+            "network: none; one kill ends every process of the job",
+        )
 
     def run(self, job: Job) -> RunOutcome:
-        slot_uid = self.slots.get()
-        try:
-            return self._run(job, slot_uid)
-        finally:
-            self.slots.put(slot_uid)
+        with self.slots:
+            return self._execute(job)
 
-    def _run(self, job: Job, slot_uid: int) -> RunOutcome:
-        jobdir = self.root / secrets.token_hex(16)
-        jobdir.mkdir(mode=0o700)
-        (jobdir / "tmp").mkdir()
-        try:
-            return self._execute(job, jobdir, slot_uid)
-        finally:
-            shutil.rmtree(jobdir, ignore_errors=True)
-
-    def _execute(self, job: Job, jobdir: Path, slot_uid: int) -> RunOutcome:
-        _write_job(job, jobdir, slot_uid)
-        uid = None
-        if self.privileged:
-            uid = slot_uid
-            for path in [jobdir, *jobdir.rglob("*")]:
-                os.chown(path, slot_uid, slot_uid)
-        cmd = [sys.executable, "-I", "-m", "grader.sandbox.child", str(jobdir)]
+    def _execute(self, job: Job) -> RunOutcome:
+        uid = self.uids.take() if self.privileged else None
+        read_end, write_end = os.pipe()
+        inputs = _input_files(job, write_end, self.mode)
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=jobdir,
-            env=_child_env(jobdir),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            command, cwd, scratch = self._command(job, inputs, uid)
+            proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=_child_env(cwd or JOB_WORK)
+                if self.mode == "none"
+                else {"PATH": "/usr/bin:/bin"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(write_end, *(fd for fd, _ in inputs)),
+                user=uid if self.mode == "none" else None,
+                group=uid if self.mode == "none" else None,
+                extra_groups=[] if (self.mode == "none" and uid is not None) else None,
+            )
+        except OSError as exc:
+            os.close(read_end)
+            return RunOutcome("sandbox_error", f"the sandbox could not start: {exc}")
+        finally:
+            os.close(write_end)
+            for fd, _ in inputs:
+                os.close(fd)
+        results = _Results(read_end)
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
         try:
-            status, message, peak = _watch(proc, job.limits, uid, started)
+            status, message, peak = _watch(proc, job.limits, started)
         finally:
-            kill_all(uid, proc.pid)
+            procs.kill_tree(proc.pid, uid)
             proc.wait()
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
         timing = {"run_s": time.perf_counter() - started, "peak_rss_mb": peak}
-        stdout, stderr = out.text(), err.text()
-        if status:
-            return RunOutcome(status, message, stdout=stdout, stderr=stderr, timing=timing)
-        return _outcome(proc.returncode, jobdir, stdout, stderr, timing)
+        outcome = _outcome(
+            status, message, proc.returncode, results.data(), out.text(), err.text(), timing
+        )
+        return dataclasses.replace(outcome, isolation=self.isolation() + outcome.isolation)
+
+    def _command(self, job: Job, inputs, uid: int | None):
+        """(argv, cwd, scratch folder to remove) of the child, walled or not."""
+        child = [sys.executable, "-I", "-m", "grader.sandbox.child"]
+        if self.mode == "none":
+            scratch = Path(tempfile.mkdtemp(prefix="grader-job-"))
+            (scratch / "in").mkdir()
+            (scratch / "work").mkdir()
+            for fd, dest in inputs:
+                with open(scratch / "in" / Path(dest).name, "wb") as fh:
+                    fh.write(os.pread(fd, os.fstat(fd).st_size, 0))
+            if uid is not None:
+                for path in [scratch, *scratch.rglob("*")]:
+                    os.chown(path, uid, uid)
+            return [*child, str(scratch / "in" / JOB_FILE)], str(scratch / "work"), scratch
+        fence = walls.Walls(
+            readonly=self.readonly,
+            hidden=self.hidden,
+            files=tuple(inputs),
+            env=_child_env(JOB_WORK),
+        )
+        argv = fence.argv([*child, f"{JOB_IN}/{JOB_FILE}"])
+        if uid is not None:  # root: drop to the job's own uid first, then bwrap as that uid
+            expose = [a for p in self.readonly for a in ("--expose", p)]
+            argv = [
+                sys.executable,
+                "-I",
+                "-m",
+                "grader.run.launch",
+                "--uid",
+                str(uid),
+                *expose,
+                "--",
+                *argv,
+            ]
+        return argv, None, None
 
 
-def _write_job(job: Job, jobdir: Path, slot_uid: int) -> None:
-    """The student's files, the grader's inputs, the public data splits and `job.json`."""
+def _input_files(job: Job, result_fd: int, mode: str) -> list[tuple[int, str]]:
+    """(memfd, path inside) of every input: job.json, the student's files, the probe inputs and
+    the public data splits. Copies: the job can change none of them for anyone else."""
     files = dict(job.modules) or {"submission.py": (job.code, job.where)}
-    for name, (code, _where) in files.items():
-        (jobdir / name).write_text(code, encoding="utf-8")
-    if job.inputs:
-        np.savez(jobdir / INPUTS_FILE, **job.inputs)  # type: ignore[arg-type]  # numpy's stub
-    for name, arrays in job.datasets.items():
-        np.savez(jobdir / f"data_{name}.npz", **arrays)  # type: ignore[arg-type]
     spec = JobSpec(
         display_name=job.display_name,
         files={name: where for name, (_code, where) in files.items()},
@@ -250,28 +299,73 @@ def _write_job(job: Job, jobdir: Path, slot_uid: int) -> None:
         tensorflow=job.tensorflow,
         collect=job.collect,
         isolation=Isolation(
-            hide=tuple(job.hide),
-            uid=slot_uid,
+            mode=mode,
+            cpu_s=job.limits.timeout_s,
             address_space_mb=job.limits.address_space_mb,
             nproc=job.limits.nproc,
             file_size_mb=job.limits.file_size_mb,
+            result_fd=result_fd,
         ),
         stages=job.stages,
         run_as_main=job.run_as_main,
         call_timeout_s=job.limits.call_timeout_s,
         datasets={name: f"data_{name}.npz" for name in job.datasets},
     )
-    (jobdir / JOB_FILE).write_text(spec.to_json(), encoding="utf-8")
+    out = [(_memfd(spec.to_json().encode("utf-8")), f"{JOB_IN}/{JOB_FILE}")]
+    for name, (code, _where) in files.items():
+        out.append((_memfd(code.encode("utf-8")), f"{JOB_IN}/{name}"))
+    if job.inputs:
+        out.append((_memfd(_npz(job.inputs)), f"{JOB_IN}/{INPUTS_FILE}"))
+    for name, arrays in job.datasets.items():
+        out.append((_memfd(_npz(arrays)), f"{JOB_IN}/data_{name}.npz"))
+    return out
 
 
-def _child_env(jobdir: Path) -> dict[str, str]:
+def _memfd(data: bytes) -> int:
+    fd = os.memfd_create("grader-input", 0)  # inherited by bwrap, which copies it in
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub
+    return buf.getvalue()
+
+
+class _Results:
+    """Drain the results pipe in a thread, keeping at most MAX_RESULTS bytes."""
+
+    def __init__(self, fd: int):
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.overflow = False
+        self.thread = threading.Thread(target=self._drain, args=(fd,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as stream:
+            while chunk := stream.read(1 << 20):
+                if self.size + len(chunk) > MAX_RESULTS:
+                    self.overflow = True
+                    continue  # keep draining, so the writer never blocks; keep nothing more
+                self.chunks.append(chunk)
+                self.size += len(chunk)
+
+    def data(self) -> bytes | None:
+        self.thread.join(timeout=10)
+        return None if self.overflow else b"".join(self.chunks)
+
+
+def _child_env(work: str) -> dict[str, str]:
     """The child's whole environment: nothing of the grader's own is passed on."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(jobdir),
-        "TMPDIR": str(jobdir / "tmp"),
+        "HOME": work,
+        "TMPDIR": "/tmp",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(jobdir / "tmp"),
+        "MPLCONFIGDIR": "/tmp/matplotlib",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "TF_ENABLE_ONEDNN_OPTS": "0",
         "OMP_NUM_THREADS": "1",
@@ -285,54 +379,68 @@ def _child_env(jobdir: Path) -> dict[str, str]:
     return env
 
 
-def _watch(
-    proc: subprocess.Popen, limits: Limits, uid: int | None, started: float
-) -> tuple[str, str, float]:
-    """Wait for the child within the limits: ("", "", peak RSS) when it ended by itself, else
-    the status and message of the limit it broke."""
-    peak = 0.0
+def _watch(proc: subprocess.Popen, limits: Limits, started: float) -> tuple[str, str, float]:
+    """Wait for the job within its limits: ("", "", peak RSS) when it ended by itself, else the
+    status and message of the limit it broke. CPU time is the kernel's limit inside the job
+    (counted from the end of the grader's start-up); the wall clock here is only a backstop."""
+    peak, cpu_ratio = 0.0, 0.0
+    backstop = WALL_FACTOR * limits.timeout_s + START_ALLOWANCE_S
     while True:
         try:
             proc.wait(timeout=POLL_S)
-            return "", "", peak
+            break
         except subprocess.TimeoutExpired:
             pass
-        if time.perf_counter() - started > limits.timeout_s:
-            return (
-                "timeout",
-                f"your code was still running after {limits.timeout_s:g} s (the limit) and "
-                f"was stopped; look for a loop that never ends, or too many iterations",
-                peak,
-            )
-        rss = _rss_mb(_procs(uid, proc.pid))
-        peak = max(peak, rss)
-        if rss > limits.memory_mb:
-            return (
-                "memory",
-                f"your code used more than {limits.memory_mb} MB of memory (the limit) and "
-                f"was stopped (out of memory)",
-                peak,
-            )
+        used = procs.usage(procs.descendants(proc.pid))
+        peak, cpu_ratio = max(peak, used.rss_mb), max(cpu_ratio, used.cpu_ratio)
+        if used.rss_mb > limits.memory_mb:
+            return "memory", _MEMORY.format(limits.memory_mb), peak
+        if time.perf_counter() - started > backstop:
+            return "timeout", _WALL.format(backstop), peak
+    if proc.returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu_ratio > 0.9:
+        return "timeout", _CPU.format(limits.timeout_s), peak
+    return "", "", peak
+
+
+_CPU = (
+    "your code used {:g} s of CPU time (the limit) and was stopped; look for a loop that never "
+    "ends, or too many iterations"
+)
+_WALL = (
+    "your code was still running after {:g} s of wall-clock time (the backstop) and was "
+    "stopped; look for code that waits (input(), sleep) or a loop that never ends"
+)
+_MEMORY = "your code used more than {} MB of memory (the limit) and was stopped (out of memory)"
 
 
 def _outcome(
-    returncode: int, jobdir: Path, stdout: str, stderr: str, timing: dict[str, float]
+    status: str,
+    message: str,
+    returncode: int,
+    results: bytes | None,
+    stdout: str,
+    stderr: str,
+    timing: dict[str, float],
 ) -> RunOutcome:
-    """What a child that ended by itself left: validated artifacts, or why there are none."""
-    if returncode == Exit.SETUP_FAILED:
-        lines = stderr.strip().splitlines() or ["(no detail)"]
+    """What a job left: validated artifacts, or why there are none."""
+    if status:
+        return RunOutcome(status, message, stdout=stdout, stderr=stderr, timing=timing)
+    if returncode == Exit.SETUP_FAILED or "GRADER-SANDBOX-SETUP-FAILED" in stderr:
+        lines = [ln for ln in stderr.strip().splitlines() if "SETUP-FAILED" in ln or "bwrap" in ln]
         return RunOutcome(
             "sandbox_error",
-            "the sandbox could not be set up: " + lines[-1],
+            "the sandbox could not be set up: " + (lines[-1] if lines else f"exit {returncode}"),
             stdout=stdout,
             stderr=stderr,
             timing=timing,
         )
     try:
-        facts, arrays = read_artifacts(jobdir / OUT_DIR)
+        if results is None:
+            raise ArtifactError(f"your code's results are larger than {MAX_RESULTS >> 20} MB")
+        facts, arrays = read_artifacts(results)
     except ArtifactError as exc:
-        if returncode and returncode < 0:
-            msg = f"your code's process was killed by {signal.Signals(-returncode).name}"
+        if returncode > 128:
+            msg = f"your code's process was killed by {signal.Signals(returncode - 128).name}"
         elif returncode:
             msg = (
                 f"your code ended the process (exit status {returncode}) "

@@ -6,7 +6,10 @@ template is graded zero with one message per blank without ever starting a sandb
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,26 +93,61 @@ def _neutralise_magics(lines: list[str], where: list[str], notes: list[str]) -> 
     return out
 
 
+MAX_PY_BYTES = 1 << 20  # 1 MiB of Python is far beyond any assignment
+MAX_NOTEBOOK_BYTES = 20 << 20  # notebooks carry outputs (plots); they are not graded
+MAX_CELLS = 2000
+MAX_LINES = 50_000
+
+
+def read_no_links(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file, opened without following a link, at most `limit` of them;
+    SubmissionError for a link, a special file or a larger file."""
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SubmissionError(f"{path.name} is a link; submit the file itself") from exc
+        raise SubmissionError(f"cannot read {path.name}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionError(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise SubmissionError(
+                f"{path.name} is too large: {info.st_size:,} bytes; the limit is {limit:,}"
+            )
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise SubmissionError(f"{path.name} is too large: more than {limit:,} bytes")
+    return data
+
+
 def load(path: str | Path) -> Source:
     """Read a `.py` or `.ipynb` submission; raises SubmissionError naming what is wrong."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SubmissionError(f"cannot read {path}: {exc.strerror}") from exc
+    if path.suffix not in (".py", ".ipynb"):
+        raise SubmissionError(f"{path}: a submission must be a .py or .ipynb file")
+    raw = read_no_links(path, MAX_NOTEBOOK_BYTES if path.suffix == ".ipynb" else MAX_PY_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
     notes: list[str] = []
-    if path.suffix == ".ipynb":
-        lines, where = _notebook_lines(path, text, notes)
-    elif path.suffix == ".py":
-        lines = text.splitlines()
-        where = [f"line {i}" for i in range(1, len(lines) + 1)]
-        lines = _neutralise_magics(lines, where, notes)
-    else:
-        raise SubmissionError(f"{path}: a submission must be a .py or .ipynb file")
+    try:
+        if path.suffix == ".ipynb":
+            lines, where = _notebook_lines(path, text, notes)
+        else:
+            lines = text.splitlines()
+            where = [f"line {i}" for i in range(1, len(lines) + 1)]
+            lines = _neutralise_magics(lines, where, notes)
+    except RecursionError as exc:
+        raise SubmissionError(f"{path.name} is too deeply nested to read") from exc
+    except MemoryError as exc:
+        raise SubmissionError(f"{path.name} is too large to read") from exc
+    if len(lines) > MAX_LINES:
+        raise SubmissionError(f"{path.name} has {len(lines):,} lines; the limit is {MAX_LINES:,}")
     return Source(path=path, code="\n".join(lines) + "\n", where=tuple(where), notes=tuple(notes))
 
 
@@ -120,6 +158,10 @@ def _notebook_lines(path: Path, text: str, notes: list[str]) -> tuple[list[str],
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for bad JSON
         raise SubmissionError(f"{path} is not a readable Jupyter notebook: {exc}") from exc
+    if len(nb.cells) > MAX_CELLS:
+        raise SubmissionError(
+            f"{path.name} has {len(nb.cells):,} cells; the limit is {MAX_CELLS:,}"
+        )
     lines: list[str] = []
     where: list[str] = []
     # Cells are numbered as the student sees them: every cell, markdown included, from 1.
@@ -141,6 +183,8 @@ def _notebook_lines(path: Path, text: str, notes: list[str]) -> tuple[list[str],
 def load_parts(folder: Path, names: list[str]) -> list[tuple[str, Source]]:
     """A multi-file submission: a folder holding each named file (or its `.ipynb`); every
     line is then named with its file ("Train_NN.py, line 12")."""
+    if folder.is_symlink():
+        raise SubmissionError(f"{folder.name} is a link; submit the folder itself")
     if not folder.is_dir():
         raise SubmissionError(
             f"{folder}: this assignment is several files ({', '.join(names)}): submit a folder"

@@ -1,15 +1,15 @@
 """The sandboxed child: runs one student's code and hands back plain artifacts.
 
-Started by the runner as `python -I -m grader.sandbox.child JOBDIR`. In order:
+Started by the runner, behind bubblewrap's walls, as
+`python -I -m grader.sandbox.child /job/in/job.json`, in its working folder. In order:
 
-1. read `JOBDIR/job.json` (written by the trusted parent; nothing secret is in it);
-2. isolate: new network and mount namespaces where the OS allows, the course's private
-   folders (references, specs, other students, results) covered by empty read-only mounts,
-   then drop to a per-slot unprivileged uid with no new privileges, and set rlimits;
-3. prepare the runtime: `plt.show()` never blocks, seeds are fixed, and when the code uses
-   TensorFlow the TF1 compatibility layer is installed (`tfcompat`);
+1. read `job.json` and the inputs beside it (read-only copies; nothing secret is in them);
+2. prepare the runtime: `plt.show()` never blocks, seeds are fixed, and when the code uses
+   TensorFlow the TF1 compatibility layer is installed (`tfcompat`); the student's files are
+   copied into the working folder;
+3. set the job's limits (CPU time counts from here: the grader's start-up is not the student's);
 4. run the student's code as `__main__`, catching whatever it raises (SystemExit included);
-5. collect what the spec asks for and write `JOBDIR/out/manifest.json` + `arrays.npz`.
+5. collect what the spec asks for and write the manifest and the arrays to the results pipe.
 
 Nothing here is trusted by the parent: whatever this process writes is validated on read,
 and scores are computed from it in the parent only.
@@ -24,14 +24,11 @@ import time
 import traceback
 
 from grader.sandbox.collect import collect, short
-from grader.sandbox.isolation import isolate
+from grader.sandbox.isolation import apply_limits
 from grader.wire import (
-    ARRAYS_FILE,
     INPUTS_FILE,
-    JOB_FILE,
-    MANIFEST_FILE,
     MANIFEST_VERSION,
-    OUT_DIR,
+    RESULTS_MAGIC,
     Exit,
     JobSpec,
     ManifestFields,
@@ -64,39 +61,38 @@ def _student_frames(exc: BaseException, wheres: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
-def main(jobdir: str) -> int:
+def main(job_file: str) -> int:
     t_start = time.perf_counter()
-    with open(os.path.join(jobdir, JOB_FILE), encoding="utf-8") as fh:
+    in_dir = os.path.dirname(os.path.abspath(job_file))
+    with open(job_file, encoding="utf-8") as fh:
         job = JobSpec.from_json(fh.read())
-    try:
-        notes = isolate(job.isolation)
-    except Exception as exc:  # noqa: BLE001 - report any failure of the set-up, run nothing
-        sys.stderr.write(f"GRADER-SANDBOX-SETUP-FAILED: {exc}\n")
-        return Exit.SETUP_FAILED
+    results = os.fdopen(job.isolation.result_fd, "wb") if job.isolation.result_fd >= 0 else None
+    import io
 
-    os.chdir(jobdir)
     import numpy as np
 
     # Read the inputs before the student runs: nothing the student does can change them.
     inputs = {}
-    if os.path.exists(INPUTS_FILE):
-        with np.load(INPUTS_FILE, allow_pickle=False) as data:
+    if os.path.exists(os.path.join(in_dir, INPUTS_FILE)):
+        with np.load(os.path.join(in_dir, INPUTS_FILE), allow_pickle=False) as data:
             inputs = {k: data[k] for k in data.files}
     savez, dumps = np.savez, json.dumps  # bound now: the student may replace the modules' names
 
     facts: dict = {key: {} for key in ManifestFields.COLLECTED}
-    facts.update(version=MANIFEST_VERSION, status=Status.COMPLETED, notes=list(notes), timing={})
+    facts.update(version=MANIFEST_VERSION, status=Status.COMPLETED, notes=[], timing={})
     arrays: dict[str, np.ndarray] = {}
     tfc = _prepare_runtime(job, facts["timing"], np)
 
     # The student's files: one script, or several (a training file, a test file, a module they
-    # both import); `stages` run in order, each in a fresh namespace and a fresh graph.
+    # both import), copied where they run; `stages` run in order, each in a fresh namespace.
     sources = {}
     for name in job.files:
-        with open(name, encoding="utf-8") as fh:
+        with open(os.path.join(in_dir, name), encoding="utf-8") as fh:
             sources[name] = fh.read()
+        with open(name, "w", encoding="utf-8") as fh:
+            fh.write(sources[name])
     if len(job.files) > 1:
-        sys.path.insert(0, jobdir)  # their own modules import each other
+        sys.path.insert(0, os.getcwd())  # their own modules import each other
     t0 = time.perf_counter()
     code = "\n".join(sources.values())
     from grader.sandbox import legacy
@@ -105,8 +101,13 @@ def main(jobdir: str) -> int:
     if job.datasets:
         from grader.sandbox import datasets
 
-        datasets.install(job.datasets, code)
+        datasets.install({k: os.path.join(in_dir, v) for k, v in job.datasets.items()}, code)
     facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
+    try:
+        facts["notes"] += apply_limits(job.isolation)
+    except Exception as exc:  # noqa: BLE001 - report any failure of the set-up, run nothing
+        sys.stderr.write(f"GRADER-SANDBOX-SETUP-FAILED: {exc}\n")
+        return Exit.SETUP_FAILED
     facts["timing"]["student_s"] = facts["timing"]["collect_s"] = 0.0
     for number, stage in enumerate(job.stages or (Stage(next(iter(job.files))),)):
         if number:  # a fresh start: new graph, no session, the student's modules re-imported
@@ -120,14 +121,18 @@ def main(jobdir: str) -> int:
             break
     facts["timing"]["child_total_s"] = time.perf_counter() - t_start
 
-    out = os.path.join(jobdir, OUT_DIR)
-    os.makedirs(out, exist_ok=True)
-    savez(os.path.join(out, ARRAYS_FILE), **arrays)
+    packed = io.BytesIO()
+    savez(packed, **arrays)
     facts[ManifestFields.ARRAYS] = {
         k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()
     }
-    with open(os.path.join(out, MANIFEST_FILE), "w", encoding="utf-8") as fh:
-        fh.write(dumps(facts))
+    manifest = dumps(facts).encode("utf-8")
+    if results is not None:
+        results.write(RESULTS_MAGIC)
+        for frame in (manifest, packed.getvalue()):
+            results.write(len(frame).to_bytes(8, "big"))
+            results.write(frame)
+        results.flush()
     return Exit.OK
 
 

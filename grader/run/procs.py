@@ -1,0 +1,124 @@
+"""The processes of a job, seen from outside through `/proc`: who they are, what they use, and
+the one kill that ends them.
+
+Every process of a job descends from the bwrap process the runner started (its pid namespace
+has no way out: an orphan is adopted by the namespace's init, itself bwrap's child), so the
+descendants of that pid are the job. Killing them with SIGKILL, the namespace's init among them,
+ends the namespace and everything in it; a process ptrace-stopped by the student dies as well.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+__all__ = ["Usage", "descendants", "kill_tree", "usage"]
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (one scan of /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+class Usage:
+    """Resident memory of a set of processes, and how close any of them came to its own
+    CPU-time limit (RLIMIT_CPU, as the kernel reports it in /proc/PID/limits)."""
+
+    def __init__(self) -> None:
+        self.rss_mb = 0.0
+        self.cpu_ratio = 0.0  # max over processes of CPU used / its soft RLIMIT_CPU
+
+
+def usage(pids: list[int]) -> Usage:
+    found = Usage()
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is None:
+            continue
+        found.rss_mb += int(fields[21]) * _PAGE / (1024 * 1024)
+        cpu = (int(fields[11]) + int(fields[12])) / _TICK
+        limit = _cpu_limit(pid)
+        if limit:
+            found.cpu_ratio = max(found.cpu_ratio, cpu / limit)
+    return found
+
+
+def _cpu_limit(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/limits", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Max cpu time"):
+                    soft = line.split()[3]
+                    return None if soft == "unlimited" else float(soft)
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+def kill_tree(root: int, uid: int | None = None) -> None:
+    """SIGKILL `root` and all its descendants, then (a fresh uid per job, as root) every process
+    left with the job's uid; repeated until none is left."""
+    for _ in range(5):
+        pids = descendants(root)
+        if uid is not None:
+            pids += _of_uid(uid)
+        alive = [p for p in pids if _stat(p) is not None]
+        if not alive:
+            return
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
+def _of_uid(uid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid` (a uid of the grader's own, never a person's)."""
+    for _ in range(5):
+        pids = _of_uid(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
