@@ -191,7 +191,9 @@ def _grade_dir(
 
     course = _course(ctx)
     specs = [course.assignment(n) for n in names]
-    subs = [s for s in find_submissions(directory, specs) if missing or s.path is not None]
+    subs = [
+        s for s in find_submissions(directory, specs) if missing or s.path is not None or s.refused
+    ]
     if not subs:
         raise GraderError(
             f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
@@ -251,12 +253,13 @@ def _json_summary(results: list, out: Path, gradebook: Path) -> dict:
 
 def _print_summary(results: list, out: Path, gradebook: Path, broken: list, console) -> None:
     from grader.report.terminal import class_summary
+    from grader.run.names import printable
 
     console.print(class_summary(results))
     for r in results:
         if r.problems and r.run_status not in ("completed", "missing"):
             line = f"{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}"
-            console.print(Text(line, style="dim"))
+            console.print(Text(printable(line), style="dim"))
     console.print(
         f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json"
     )

@@ -10,6 +10,7 @@ a pure function of the spec and the check results. No stage imports a later one.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from grader.errors import SubmissionError
 from grader.report import figures as _figures
 from grader.results import CheckResult, Status, SubmissionResult
 from grader.run import submission as _submission
+from grader.run.names import name_problem
 from grader.run.runner import Job, Runner, RunOutcome
 
 FATAL = {
@@ -279,43 +281,66 @@ class Submission:
     student: str
     assignment: Assignment
     path: Path | None  # None: the student has no file for this assignment
+    refused: str = ""  # why the grader will not read it: a link, a name it cannot use
 
 
 def find_submissions(directory: Path, assignments: Iterable[Assignment]) -> list[Submission]:
     """`DIR/<student>/<assignment>.py|.ipynb`, or an nbgrader-style
-    `DIR/<student>/<assignment>/<file>.py|.ipynb`. A `.ipynb` wins over a `.py` of the same name."""
+    `DIR/<student>/<assignment>/<file>.py|.ipynb`. A `.ipynb` wins over a `.py` of the same name.
+
+    Links are never followed (a link could point at a reference, another student's work or any
+    file of the machine): a linked folder or file is refused with a message, and so is a
+    student folder whose name the outputs cannot use safely (see `grader.run.names`)."""
     assignments = list(assignments)
     subs = []
-    for student_dir in sorted(
-        p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
-    ):
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        reason = name_problem(entry.name)
+        if reason is None and entry.is_symlink():
+            reason = "the student's folder is a link; links are refused"
+        if reason is None and not entry.is_dir(follow_symlinks=False):
+            continue
         for a in assignments:
-            if a.files:  # several files: the submission is the folder that holds them
-                folder = student_dir / a.name
-                subs.append(Submission(student_dir.name, a, folder if folder.is_dir() else None))
-                continue
-            found = None
-            for candidate in (student_dir / f"{a.name}.ipynb", student_dir / f"{a.name}.py"):
-                if candidate.is_file():
-                    found = candidate
-                    break
-            if found is None and (student_dir / a.name).is_dir():
-                files = sorted((student_dir / a.name).glob("*.ipynb")) + sorted(
-                    (student_dir / a.name).glob("*.py")
-                )
-                found = files[0] if files else None
-            subs.append(Submission(student_dir.name, a, found))
+            if reason:
+                subs.append(Submission(entry.name, a, None, f"refused: {reason}"))
+            else:
+                subs.append(_find_one(Path(entry.path), a))
     return subs
 
 
+def _find_one(student_dir: Path, a: Assignment) -> Submission:
+    student = student_dir.name
+    if a.files:  # several files: the submission is the folder that holds them
+        folder = student_dir / a.name
+        if folder.is_symlink():
+            return Submission(student, a, None, f"refused: {a.name} is a link; links are refused")
+        return Submission(student, a, folder if folder.is_dir() else None)
+    candidates = [student_dir / f"{a.name}.ipynb", student_dir / f"{a.name}.py"]
+    inner = student_dir / a.name
+    if inner.is_dir() and not inner.is_symlink():
+        candidates += sorted(inner.glob("*.ipynb")) + sorted(inner.glob("*.py"))
+    for candidate in candidates:
+        if candidate.is_symlink():
+            return Submission(
+                student, a, None, f"refused: {candidate.name} is a link; links are refused"
+            )
+        if candidate.is_file():
+            return Submission(student, a, candidate)
+    return Submission(student, a, None)
+
+
 def missing_result(sub: Submission) -> SubmissionResult:
+    refused = sub.refused
     return SubmissionResult(
         assignment=sub.assignment.name,
         student=sub.student,
         file="",
-        run_status="missing",
-        checks=_all_failed(sub.assignment.checks, "no submission"),
-        problems=(f"no {sub.assignment.name}.py or {sub.assignment.name}.ipynb submitted",),
+        run_status="refused" if refused else "missing",
+        checks=_all_failed(sub.assignment.checks, refused or "no submission"),
+        problems=(
+            refused or f"no {sub.assignment.name}.py or {sub.assignment.name}.ipynb submitted",
+        ),
     )
 
 

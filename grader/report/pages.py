@@ -12,11 +12,13 @@ import base64
 import io
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from jinja2 import Environment
 
 from grader.results import SubmissionResult, write_atomic
+from grader.run.names import name_problem
 
 _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -77,7 +79,7 @@ _CLASS = _ENV.from_string(
 {% for uri in histograms %}<figure><img alt="score distribution" src="{{ uri }}"><figcaption>score distribution</figcaption></figure>{% endfor %}
 <h2>Students</h2>
 <table><tr><th>student</th><th>assignment</th><th>score</th><th>run</th><th>time (s)</th><th>feedback</th></tr>
-{% for r in results %}<tr><td>{{ r.student }}</td><td>{{ r.assignment }}</td><td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td><td>{{ r.run_status }}</td><td>{{ "%.1f"|format(r.timing.get("total_s", 0)) }}</td><td><a href="{{ r.student }}/{{ r.assignment }}/feedback.html">feedback</a></td></tr>
+{% for r, link in rows %}<tr><td>{{ r.student }}</td><td>{{ r.assignment }}</td><td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td><td>{{ r.run_status }}</td><td>{{ "%.1f"|format(r.timing.get("total_s", 0)) }}</td><td>{% if link %}<a href="{{ link }}">feedback</a>{% endif %}</td></tr>
 {% endfor %}</table>
 <h2>Pass rate per check</h2>
 <table><tr><th>assignment</th><th>check</th><th>passed</th><th>failed</th><th>skipped</th><th>pass rate</th></tr>
@@ -234,6 +236,14 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else ""
 
 
+def _feedback_link(r: SubmissionResult) -> str:
+    """The relative link to a student's page, URL-quoted; none for a refused name (it has no
+    folder of its own)."""
+    if name_problem(r.student) is not None:
+        return ""
+    return f"{quote(r.student)}/{quote(r.assignment)}/feedback.html"
+
+
 def class_page(results: list[SubmissionResult]) -> str:
     import matplotlib
 
@@ -261,7 +271,10 @@ def class_page(results: list[SubmissionResult]) -> str:
         rate = f"{n['passed'] / total:.0%}" if total else "-"
         rates.append((assignment, name, n["passed"], n["failed"] + n["error"], n["skipped"], rate))
     return _CLASS.render(
-        results=sorted(results, key=lambda r: (r.student, r.assignment)),
+        results=results,
+        rows=[
+            (r, _feedback_link(r)) for r in sorted(results, key=lambda r: (r.student, r.assignment))
+        ],
         students={r.student for r in results},
         histograms=histograms,
         rates=rates,
@@ -275,6 +288,8 @@ def write_pages(results: list[SubmissionResult], out: Path, references: dict | N
     """`OUT/<student>/<assignment>/feedback.html` for each result (with the reference's loss
     curve when `references` has it), and `OUT/index.html`."""
     for r in results:
+        if name_problem(r.student) is not None:  # refused: no folder of its own
+            continue
         page = submission_page(r, (references or {}).get(r.assignment))
         write_atomic(out / r.student / r.assignment / "feedback.html", page)
     index = out / "index.html"

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.results import SubmissionResult, write_atomic, write_results_json
+from grader.run.names import name_problem, printable
 
 STYLE = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}
 
@@ -28,16 +29,17 @@ def submission_table(result: SubmissionResult) -> Table:
             c.name,
             Text(c.status, style=STYLE[c.status]),
             f"{c.points:g}/{c.max_points:g}",
-            Text(c.message),  # plain text: a message may hold [brackets] rich would eat
+            # plain text (a message may hold [brackets] rich would eat), no escape sequences
+            Text(printable(c.message)),
         )
     return table
 
 
 def print_submission(result: SubmissionResult, console: Console) -> None:
     for problem in result.problems:
-        console.print(Text(problem, style="bold red"))
+        console.print(Text(printable(problem), style="bold red"))
     for note in result.notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        console.print(Text(printable(f"note: {note}"), style="dim"))
     console.print(submission_table(result))
 
 
@@ -67,8 +69,15 @@ def gradebook_csv(results: Iterable[SubmissionResult]) -> str:
     for student in sorted(rows):
         row = rows[student]
         total = sum(float(row.get(c, 0) or 0) for c in totals)
-        writer.writerow([student, *[row.get(c, "") for c in columns], f"{total:g}"])
+        cells = [student, *[row.get(c, "") for c in columns], f"{total:g}"]
+        writer.writerow([_cell(c) for c in cells])
     return buf.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A gradebook cell a spreadsheet shows as text: one that would start a formula gets a
+    leading apostrophe (OWASP's advice for CSV injection)."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def write_class_outputs(
@@ -79,7 +88,8 @@ def write_class_outputs(
     from grader.report.pages import write_pages
 
     for r in results:
-        write_results_json(r, out / r.student / r.assignment / "results.json")
+        if name_problem(r.student) is None:  # a refused name gets no folder of its own
+            write_results_json(r, out / r.student / r.assignment / "results.json")
     path = out / "gradebook.csv"
     write_atomic(path, gradebook_csv(results))
     write_pages(results, out, references)  # feedback.html per submission, index.html
@@ -108,5 +118,5 @@ def class_summary(results: list[SubmissionResult]) -> Table:
             if r.run_status not in ("completed",):
                 label += f" ({r.run_status})"
             cells.append(Text(label, style=style))
-        table.add_row(student, *cells)
+        table.add_row(Text(printable(student)), *cells)
     return table
