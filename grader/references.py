@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib.metadata import version
 from pathlib import Path
 
-from grader import __version__
 from grader.context import Context
 from grader.pipeline import Submission
 from grader.results import write_atomic
@@ -20,7 +20,7 @@ from grader.results import write_atomic
 def _key(course, name: str) -> str:
     ref = course.reference(name)
     files = sorted(ref.glob("*.py")) if ref.is_dir() else [ref]
-    h = hashlib.sha256(__version__.encode())
+    h = hashlib.sha256(version("grader").encode())
     for path in [*files, course.assignments_dir / name / "assignment.toml"]:
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

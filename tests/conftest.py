@@ -1,3 +1,14 @@
+"""Shared fixtures, and the line between the fast suite and the slow one.
+
+A test that starts the sandbox (a child process per run, TensorFlow start-up in most) is marked
+`slow`; `pytest -m "not slow"` is the fast suite, plain `pytest` runs everything. Two guards keep
+the marks honest: a test that asks for the `runner` fixture without the mark fails before its
+fixtures are set up, and a test of this process that starts a sandboxed child (through
+`grade_file`, `grade_many`, `Context.grade`, ...) without the mark fails at teardown. Children
+started by a command the test runs in a subprocess (`python -m grader check ...`) are not seen
+here: those tests carry the mark by hand.
+"""
+
 from __future__ import annotations
 
 import sys
@@ -8,6 +19,54 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 GRADER = [sys.executable, "-m", "grader"]
+
+CHILD = "grader.sandbox.child"  # the module the runner starts: `python -I -m grader.sandbox.child`
+
+
+class _SandboxWatch:
+    """An audit hook: counts the sandboxed children the running test starts in this process."""
+
+    def __init__(self) -> None:
+        self.test: str | None = None
+        self.started = 0
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if event != "subprocess.Popen" or self.test is None:
+            return
+        argv = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
+        if any(str(a) == CHILD for a in argv):
+            self.started += 1
+
+
+_watch = _SandboxWatch()
+sys.addaudithook(_watch)  # audit hooks cannot be removed: it only counts, and only during a test
+
+
+def _slow(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _watch.test, _watch.started = item.nodeid, 0
+    if "runner" in getattr(item, "fixturenames", ()) and not _slow(item):
+        pytest.fail(
+            f"{item.nodeid} uses the sandbox runner but is not marked slow: add "
+            f"@pytest.mark.slow (or pytestmark = pytest.mark.slow in its module)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_only_in_slow_tests(request: pytest.FixtureRequest):
+    yield
+    started, _watch.test = _watch.started, None
+    if started and not _slow(request.node):
+        pytest.fail(
+            f"{request.node.nodeid} started {started} sandboxed child(ren) but is not marked "
+            f"slow: add @pytest.mark.slow",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

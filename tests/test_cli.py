@@ -97,6 +97,7 @@ def test_check_json_is_gradescope_results(tmp_path):
     assert "syntax error (expected ':')" in data["output"]
 
 
+@pytest.mark.slow
 def test_check_shows_only_public_checks():
     out = grader("check", ROOT / "reference" / "intro_numpy.py", "-a", "intro_numpy", "--json")
     names = [t["name"] for t in json.loads(out.stdout)["tests"]]
@@ -233,6 +234,7 @@ def test_gradescope_command_writes_a_bundle_without_references(tmp_path):
     assert not any(n.startswith("reference/") for n in names)
 
 
+@pytest.mark.slow
 def test_grade_writes_scores_into_an_nbgrader_gradebook(tmp_path):
     from nbgrader.api import Gradebook
 

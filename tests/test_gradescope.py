@@ -180,6 +180,7 @@ def test_bundled_package_is_complete(bundle, tmp_path):
     assert Path(out.stdout.strip()).resolve().is_relative_to(source.resolve())
 
 
+@pytest.mark.slow
 def test_run_autograder_grades_with_all_checks_and_writes_valid_results(bundle, tmp_path):
     root = tmp_path / "autograder"
     unpack(bundle, root)
@@ -254,6 +255,7 @@ def test_results_are_written_when_grading_fails_unexpectedly(tmp_path, monkeypat
     assert "not your fault" in data["output"]
 
 
+@pytest.mark.slow
 def test_graded_in_a_child_process_results_come_back_through_a_pipe(tmp_path):
     """The path taken where the container refuses namespaces to root (there as an unprivileged uid)."""
     from grader.integrations.gradescope import grade_in_subprocess
@@ -318,6 +320,7 @@ exec "$@"
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root (as on Gradescope)"
 )
