@@ -46,6 +46,19 @@ jobs_option = click.option(
 )
 
 
+unsafe_option = click.option(
+    "--unsafe-no-sandbox",
+    "unsafe",
+    is_flag=True,
+    help="Run student code WITHOUT the sandbox, with your own rights (only where bubblewrap "
+    "cannot run; see 'grader doctor'). Every result says so.",
+)
+
+
+def _sandbox(unsafe: bool) -> str:
+    return "none" if unsafe else "auto"
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -87,7 +100,21 @@ def main(ctx: click.Context, course: Path | None, mnist: Path | None) -> None:
         from grader.course.data import ENV_MNIST
 
         os.environ[ENV_MNIST] = str(mnist)  # read where the data are loaded, once per process
+    _memory_ceiling()
     ctx.obj = course
+
+
+def _memory_ceiling() -> None:
+    """The grader's own memory ceiling ($GRADER_MEMORY_MB, default 8192): whatever a
+    submission makes the trusted side do, it fails that submission (MemoryError), never the
+    machine. A soft limit: the sandbox's launcher lifts it for the jobs, which set their own."""
+    import resource
+
+    mb = int(os.environ.get("GRADER_MEMORY_MB", "8192"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = mb * 1024 * 1024
+    if hard == resource.RLIM_INFINITY or want < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (want, hard))
 
 
 @main.command("list")
@@ -161,7 +188,9 @@ def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> Non
 
     course = _course(ctx)
     spec = course.assignment(assignment)
-    with grading(course) as grader_ctx:
+    # A self-check runs the student's own code on their own machine: the walls where this
+    # machine allows them, else none (and every result says which).
+    with grading(course, sandbox="best") as grader_ctx:
         result = grader_ctx.grade(spec, file, visible_only=True)
     if as_json:
         click.echo(json.dumps(result.to_gradescope(), indent=2))
@@ -182,6 +211,7 @@ def _grade_dir(
     missing: bool = True,
     as_json: bool = False,
     nbgrader_db: str | None = None,
+    sandbox: str = "auto",
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -199,7 +229,7 @@ def _grade_dir(
             f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
         )
     with (
-        grading(course, jobs=jobs, also_hide=(directory, out)) as grader_ctx,
+        grading(course, jobs=jobs, sandbox=sandbox) as grader_ctx,
         Progress(
             TextColumn("grading"),
             BarColumn(),
@@ -291,6 +321,7 @@ def _print_summary(results: list, out: Path, gradebook: Path, broken: list, cons
     help="Also write the scores into an nbgrader gradebook, e.g. sqlite:///gradebook.db.",
 )
 @jobs_option
+@unsafe_option
 @click.pass_context
 def grade(
     ctx: click.Context,
@@ -301,6 +332,7 @@ def grade(
     as_json: bool,
     nbgrader_db: str | None,
     jobs: int,
+    unsafe: bool,
 ) -> None:
     """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
 
@@ -320,7 +352,15 @@ def grade(
     names = course.names() if all_ else [str(assignment)]
     console = _console() if not as_json else Console(stderr=True, highlight=False)
     code = _grade_dir(
-        ctx, directory, names, out, jobs, console, as_json=as_json, nbgrader_db=nbgrader_db
+        ctx,
+        directory,
+        names,
+        out,
+        jobs,
+        console,
+        as_json=as_json,
+        nbgrader_db=nbgrader_db,
+        sandbox=_sandbox(unsafe),
     )
     ctx.exit(code)
 
@@ -330,8 +370,9 @@ def grade(
     "--assignment", "-a", "assignments", multiple=True, help="Validate only these (repeatable)."
 )
 @jobs_option
+@unsafe_option
 @click.pass_context
-def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> None:
+def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int, unsafe: bool) -> None:
     """Check the course itself (what CI runs): every reference scores full marks, every
     template scores zero with one message per unfilled blank, templates are in sync.
 
@@ -344,7 +385,9 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int) -> Non
 
     course = _course(ctx)
     console = _console()
-    ok = run_validate(course, list(assignments) or course.names(), jobs, console)
+    ok = run_validate(
+        course, list(assignments) or course.names(), jobs, console, sandbox=_sandbox(unsafe)
+    )
     ctx.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
@@ -398,6 +441,24 @@ def gradescope(ctx: click.Context, assignment: str, out: Path) -> None:
 
 
 @main.command()
+def doctor() -> None:
+    """What this machine allows the sandbox to do (namespaces, bubblewrap) and what that means.
+    Exit 0 when a class can be graded safely here, 1 otherwise."""
+    from grader.report.doctor import diagnose
+
+    rows, verdict, ok = diagnose()
+    table = Table(title="grader doctor", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("found", overflow="fold")
+    for what, found in rows:
+        table.add_row(what, Text(found))
+    console = _console()
+    console.print(table)
+    console.print(Text(verdict, style="green" if ok else "bold red"))
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+@main.command()
 @click.option(
     "--out",
     "-o",
@@ -406,8 +467,9 @@ def gradescope(ctx: click.Context, assignment: str, out: Path) -> None:
     show_default=True,
 )
 @jobs_option
+@unsafe_option
 @click.pass_context
-def demo(ctx: click.Context, out: Path, jobs: int) -> None:
+def demo(ctx: click.Context, out: Path, jobs: int, unsafe: bool) -> None:
     """Grade the bundled example class (correct, partly correct and broken submissions).
 
     \b
@@ -424,7 +486,9 @@ def demo(ctx: click.Context, out: Path, jobs: int) -> None:
         {p.stem for p in directory.glob("*/*.*") if p.suffix in (".py", ".ipynb")}
         & set(course.names())
     )
-    code = _grade_dir(ctx, directory, names, out, jobs, console, missing=False)
+    code = _grade_dir(
+        ctx, directory, names, out, jobs, console, missing=False, sandbox=_sandbox(unsafe)
+    )
     console.print(
         f"[bold]demo results are in {out.resolve()}[/bold] (open gradebook.csv, or any results.json)"
     )

@@ -1,15 +1,14 @@
 """The course and a runner, assembled once: what every entry point grades with.
 
-`grading(...)` finds the course, lists the folders student code must never see (the course's
-private folders plus whatever the caller adds: the class folder, the output folder), starts a
-runner with as many slots as jobs, and closes it at the end, whatever happened. The command
-line, `grader.check` in a notebook, `grader validate`, the Gradescope bundle, the benchmarks
-and the tests all grade through it.
+`grading(...)` finds the course, starts a runner with as many slots as jobs, behind the walls
+this machine can build (or refuses, see `sandbox`), and closes it at the end, whatever
+happened. The command line, `grader.check` in a notebook, `grader validate`, the Gradescope
+bundle, the benchmarks and the tests all grade through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from grader.course.discovery import Course, find_course
 from grader.course.spec import Assignment
 from grader.pipeline import Options, Submission, grade_file, grade_many
 from grader.results import SubmissionResult
+from grader.run import walls
 from grader.run.runner import ColdRunner, Runner
 
 __all__ = ["Context", "grading"]
@@ -25,11 +25,10 @@ __all__ = ["Context", "grading"]
 
 @dataclass
 class Context:
-    """A course, a runner and the folders hidden from student code, ready to grade."""
+    """A course and a runner, ready to grade."""
 
     course: Course
     runner: Runner
-    hide: tuple[str, ...]
     jobs: int = 1
 
     def grade(
@@ -42,7 +41,7 @@ class Context:
     ) -> SubmissionResult:
         """Grade one submission (a file, or a folder for a multi-file assignment)."""
         spec = self.course.assignment(assignment) if isinstance(assignment, str) else assignment
-        options = Options(visible_only=visible_only, hide=self.hide)
+        options = Options(visible_only=visible_only)
         return grade_file(spec, Path(path), self.runner, student=student, options=options)
 
     def grade_many(
@@ -51,9 +50,7 @@ class Context:
         on_result: Callable[[SubmissionResult], None] | None = None,
     ) -> list[SubmissionResult]:
         """Grade submissions `jobs` at a time; one broken submission never stops the others."""
-        return grade_many(
-            submissions, self.runner, jobs=self.jobs, hide=self.hide, on_result=on_result
-        )
+        return grade_many(submissions, self.runner, jobs=self.jobs, on_result=on_result)
 
 
 @contextmanager
@@ -61,7 +58,7 @@ def grading(
     course: Course | str | Path | None = None,
     *,
     jobs: int = 1,
-    also_hide: Sequence[str | Path] = (),
+    sandbox: str = "auto",
     runner: Runner | None = None,
 ) -> Iterator[Context]:
     """A `Context` for the duration of a `with` block; the runner is closed at the end.
@@ -69,15 +66,19 @@ def grading(
     Args:
         course: a `Course`, or its folder. Defaults to `None`: found as `find_course` finds it.
         jobs: submissions graded at once (the runner's slots). Defaults to `1`.
-        also_hide: more folders student code must not see (the class and output folders).
+        sandbox: "auto" (bubblewrap's walls, or refuse with the reason), "none" (no walls:
+            `--unsafe-no-sandbox`), or "best" (the walls where this machine allows them, else
+            none, said in every result: a student's self-check on their own laptop).
+            Defaults to `"auto"`.
         runner: a runner to use instead of a new cold runner (it is not closed here).
     """
     found = course if isinstance(course, Course) else find_course(course)
-    hide = [*found.private_dirs(), *(Path(p).resolve() for p in also_hide)]
+    if sandbox == "best":
+        sandbox = "auto" if walls.probe() is None else "none"
     own = runner is None
-    active: Runner = ColdRunner(slots=jobs) if runner is None else runner
+    active: Runner = ColdRunner(slots=jobs, sandbox=sandbox) if runner is None else runner
     try:
-        yield Context(found, active, tuple(dict.fromkeys(map(str, hide))), max(1, jobs))
+        yield Context(found, active, max(1, jobs))
     finally:
         if own:
             active.close()

@@ -10,9 +10,10 @@ a pure function of the spec and the check results. No stage imports a later one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,14 @@ import numpy as np
 from grader import registry
 from grader.checks import Evidence, Missing, Verdict
 from grader.course.data import Splits, splits_for
-from grader.course.spec import Assignment
+from grader.course.spec import Assignment, CheckSpec
 from grader.errors import SubmissionError
 from grader.report import figures as _figures
 from grader.results import CheckResult, Status, SubmissionResult
 from grader.run import submission as _submission
 from grader.run.names import name_problem
 from grader.run.runner import Job, Runner, RunOutcome
+from grader.wire import Collect, call_key
 
 FATAL = {
     "blanks": "not run: the file still has unfilled blanks",
@@ -109,7 +111,6 @@ class Options:
     """`visible_only` runs the public checks only (a student's self-check)."""
 
     visible_only: bool = False
-    hide: tuple[str, ...] = ()
 
 
 def grade_file(
@@ -141,7 +142,7 @@ def grade_file(
         return done("syntax", _all_failed(checks, FATAL["syntax"]), [syntax[0].message], notes)
     # 2. run in the sandbox: the only stage that runs student code.
     splits = data_for(assignment)
-    job = _job(assignment, path, parts, splits, options)
+    job = _job(assignment, path, parts, splits, _collected(assignment, checks))
     outcome = runner.run(job)
     if outcome.status in FATAL:
         status: Status = "error" if outcome.status == "sandbox_error" else "failed"
@@ -204,12 +205,37 @@ class _Finish:
         )
 
 
+def _collected(assignment: Assignment, checks: list[CheckSpec]) -> Collect:
+    """What the child collects for these checks: a self-check (public checks only) never hands
+    the child the inputs of a hidden check (the new numbers a hidden `values` check calls the
+    student's functions with)."""
+    if len(checks) == len(assignment.checks):
+        return assignment.collect
+    wanted = set(_strings([c.params for c in checks]))
+    return dataclasses.replace(
+        assignment.collect,
+        calls=tuple(c for c in assignment.collect.calls if call_key(c.id) in wanted),
+        call_counts=tuple(c for c in assignment.collect.call_counts if c.function in wanted),
+    )
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
 def _job(
     assignment: Assignment,
     path: Path,
     parts: list[tuple[str, _submission.Source]],
     splits: Splits | None,
-    options: Options,
+    collect: Collect,
 ) -> Job:
     """The sandbox job of a submission that loaded: its code, the grader's public inputs."""
     source = parts[0][1]
@@ -221,7 +247,7 @@ def _job(
         display_name=path.name,
         code=source.code,
         where=source.where,
-        collect=assignment.collect,
+        collect=collect,
         inputs=probe_inputs(assignment, splits),
         seed=assignment.seed,
         tensorflow=assignment.api in ("tf1", "keras") and uses_tf,
@@ -230,7 +256,6 @@ def _job(
         api=assignment.api,
         run_as_main=not (assignment.task and assignment.task.data and splits is None),
         limits=assignment.limits,
-        hide=options.hide,
         datasets=served(assignment, splits),
     )
 
@@ -349,7 +374,6 @@ def grade_many(
     runner: Runner,
     *,
     jobs: int = 2,
-    hide: tuple[str, ...] = (),
     on_result: Callable[[SubmissionResult], None] | None = None,
 ) -> list[SubmissionResult]:
     """Grade submissions concurrently; one broken submission never stops the others."""
@@ -364,7 +388,6 @@ def grade_many(
                     sub.path,
                     runner,
                     student=sub.student,
-                    options=Options(hide=hide),
                 )
             except Exception as exc:  # noqa: BLE001 - the grader broke on this one: record, go on
                 result = SubmissionResult(

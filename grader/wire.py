@@ -261,7 +261,9 @@ class Isolation:
     student's code runs (the walls themselves are put up from outside, by bubblewrap)."""
 
     mode: str = "bubblewrap"  # or "none": no walls (`--unsafe-no-sandbox`, a student's laptop)
-    cpu_s: float = 120.0  # CPU time of the student's code, counted once the grader's start-up is over
+    cpu_s: float = (
+        120.0  # CPU time of the student's code, counted once the grader's start-up is over
+    )
     address_space_mb: int = 0
     nproc: int = 512
     file_size_mb: int = 512

@@ -20,7 +20,9 @@ from grader.context import grading
 from grader.pipeline import Submission
 
 
-def validate(course, names: list[str], jobs: int, console: Console) -> bool:
+def validate(
+    course, names: list[str], jobs: int, console: Console, *, sandbox: str = "auto"
+) -> bool:
     ok = True
     drift = generate(course, check=True)
     if drift:
@@ -46,7 +48,7 @@ def validate(course, names: list[str], jobs: int, console: Console) -> bool:
             path = course.templates_dir / f"{name}{suffix}"
             subs.append(Submission(f"template{suffix}", spec, path if path.is_file() else None))
     try:
-        with grading(course, jobs=jobs) as ctx:
+        with grading(course, jobs=jobs, sandbox=sandbox) as ctx:
             results = ctx.grade_many(subs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

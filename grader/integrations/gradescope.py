@@ -283,7 +283,13 @@ def _no_submission_result(spec, message: str):
     )
 
 
-def _grade(course_dir: Path, assignment: str, submission: Path, results: Path | None):
+def _grade(
+    course_dir: Path,
+    assignment: str,
+    submission: Path,
+    results: Path | None,
+    sandbox: str = "auto",
+):
     """Grade with every check of the spec; the `SubmissionResult`."""
     from grader.context import grading
     from grader.course.discovery import find_course
@@ -294,18 +300,7 @@ def _grade(course_dir: Path, assignment: str, submission: Path, results: Path | 
         path = find_submission(submission, spec)
     except NoSubmission as exc:
         return _no_submission_result(spec, str(exc))
-    hide = []
-    out_dir = results.resolve().parent if results is not None else None
-    # Hide the results folder from student code too, unless it holds what the child needs.
-    if (
-        out_dir is not None
-        and out_dir.is_dir()
-        and not any(
-            Path(p).is_relative_to(out_dir) for p in (course.root, path.resolve(), sys.prefix)
-        )
-    ):
-        hide.append(str(out_dir))
-    with grading(course, also_hide=hide) as ctx:
+    with grading(course, sandbox=sandbox) as ctx:
         return ctx.grade(spec, path)
 
 

@@ -1,6 +1,9 @@
-"""Start bubblewrap as a fresh unprivileged uid, when the grader runs as root.
+"""Start bubblewrap for a job: as a fresh unprivileged uid when the grader runs as root.
 
-    python -I -m grader.run.launch --uid UID -- bwrap ARGS...
+    python -I -m grader.run.launch [--uid UID --expose PATH...] -- bwrap ARGS...
+
+Whatever the user, the grader's own memory ceiling (a soft RLIMIT_AS of the grading process)
+is lifted first: the job's limits are the child's to set, once its start-up is over.
 
 Trusted code, run before any student code: in a private mount namespace (so the host sees no
 change) it makes the interpreter's folders reachable for UID where they lie under a folder
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import resource
 import sys
 
 CLONE_NEWNS = 0x00020000
@@ -80,15 +84,19 @@ def launch(uid: int, argv: list[str], paths: list[str]) -> None:
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="grader.run.launch")
-    parser.add_argument("--uid", type=int, required=True)
+    parser.add_argument("--uid", type=int, default=None)
     parser.add_argument("--expose", action="append", default=[])
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
     argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
-    if os.geteuid() != 0 or opts.uid <= 0 or not argv:
-        sys.stderr.write("grader.run.launch: run as root, with --uid > 0 and a command\n")
+    if not argv or (opts.uid is not None and (os.geteuid() != 0 or opts.uid <= 0)):
+        sys.stderr.write("grader.run.launch: a command, and --uid > 0 only as root\n")
         return EXIT_LAUNCH_FAILED
     try:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        if opts.uid is None:
+            os.execv(argv[0], argv)
         launch(opts.uid, argv, opts.expose)
     except OSError as exc:
         sys.stderr.write(f"GRADER-SANDBOX-SETUP-FAILED: {exc}\n")

@@ -65,7 +65,6 @@ class Job:
     seed: int
     tensorflow: bool  # prepare TensorFlow (the TF1 layer for api "tf1", TF2 as is for "keras")
     limits: Limits = Limits()
-    hide: tuple[str, ...] = ()
     datasets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # public splits only
     api: str = "tf1"
     # Several files (a multi-file submission): name -> (code, where); `code`/`where` are then
@@ -263,7 +262,8 @@ class ColdRunner:
             if uid is not None:
                 for path in [scratch, *scratch.rglob("*")]:
                     os.chown(path, uid, uid)
-            return [*child, str(scratch / "in" / JOB_FILE)], str(scratch / "work"), scratch
+            lift = [sys.executable, "-I", "-m", "grader.run.launch", "--"]  # lifts the ceiling
+            return [*lift, *child, str(scratch / "in" / JOB_FILE)], str(scratch / "work"), scratch
         fence = walls.Walls(
             readonly=self.readonly,
             hidden=self.hidden,
@@ -271,20 +271,10 @@ class ColdRunner:
             env=_child_env(JOB_WORK),
         )
         argv = fence.argv([*child, f"{JOB_IN}/{JOB_FILE}"])
+        launch = [sys.executable, "-I", "-m", "grader.run.launch"]
         if uid is not None:  # root: drop to the job's own uid first, then bwrap as that uid
-            expose = [a for p in self.readonly for a in ("--expose", p)]
-            argv = [
-                sys.executable,
-                "-I",
-                "-m",
-                "grader.run.launch",
-                "--uid",
-                str(uid),
-                *expose,
-                "--",
-                *argv,
-            ]
-        return argv, None, None
+            launch += ["--uid", str(uid), *(a for p in self.readonly for a in ("--expose", p))]
+        return [*launch, "--", *argv], None, None
 
 
 def _input_files(job: Job, result_fd: int, mode: str) -> list[tuple[int, str]]:

@@ -259,6 +259,13 @@ def check_syntax(source: Source) -> Problem | None:
     """The first syntax error, at the student's line, or None."""
     try:
         compile(source.code, str(source.path), "exec", dont_inherit=True)
+    except (RecursionError, MemoryError) as exc:
+        what = "too deeply nested" if isinstance(exc, RecursionError) else "too large"
+        return Problem(
+            where=source.path.name,
+            text="",
+            message=f"{source.path.name} is {what} for Python to compile: simplify the expressions",
+        )
     except SyntaxError as exc:
         lineno = exc.lineno or 0
         return Problem(

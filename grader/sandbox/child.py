@@ -171,6 +171,7 @@ def _run_stage(job: JobSpec, stage: Stage, source: str, facts: dict) -> dict:
         "__file__": stage.file if len(job.files) > 1 else job.display_name,
         "__builtins__": __builtins__,
     }
+    sys.argv = [namespace["__file__"]]  # as if run as `python <their file>`: no grader paths
     t0 = time.perf_counter()
     try:
         compiled = compile(source, os.path.abspath(stage.file), "exec", dont_inherit=True)
