@@ -267,6 +267,9 @@ def _run_check(spec, evidence: Evidence) -> CheckResult:
         verdict: Verdict = fn(evidence, **spec.params)
     except Missing as exc:
         verdict = Verdict(0.0, str(exc))
+    except (MemoryError, RecursionError) as exc:  # what the student handed back is too big
+        what = "too large" if isinstance(exc, MemoryError) else "too deeply nested"
+        verdict = Verdict(0.0, f"what your code handed back is {what} to check")
     except Exception as exc:  # noqa: BLE001 - the grader broke: say so, do not blame the student
         return CheckResult(
             spec.name,

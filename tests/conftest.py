@@ -83,8 +83,3 @@ def runner():
     r = ColdRunner(slots=2)
     yield r
     r.close()
-
-
-@pytest.fixture(scope="session")
-def hide(course):
-    return tuple(str(p) for p in course.private_dirs())

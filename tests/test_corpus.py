@@ -237,7 +237,7 @@ EXPECTED = {
         "recursion",
         "timeout",
         0,
-        {"problem": r"still running after 8 s \(the limit\) and was stopped"},
+        {"problem": r"used 8 s of CPU time \(the limit\) and was stopped"},
     ),
     "broken/intro_sys_exit.py": (
         "intro_numpy",
@@ -274,7 +274,7 @@ SHORT_TIMEOUT = 8.0
 
 
 @pytest.fixture(scope="module")
-def graded(course, runner, hide):
+def graded(course, runner):
     subs = []
     for rel, (assignment, *_rest) in EXPECTED.items():
         spec = course.assignment(assignment)
@@ -283,7 +283,7 @@ def graded(course, runner, hide):
                 spec, limits=dataclasses.replace(spec.limits, timeout_s=SHORT_TIMEOUT)
             )
         subs.append(Submission(rel, spec, CORPUS / rel))
-    results = grade_many(subs, runner, jobs=2, hide=hide)
+    results = grade_many(subs, runner, jobs=2)
     return {r.student: r for r in results}
 
 
@@ -317,8 +317,10 @@ def test_expected_score_and_messages(graded, rel):
 
 
 def test_timeout_is_stopped_within_two_seconds_of_its_limit(graded):
+    """CPU time, counted by the kernel for every process of the job: the limit, plus the
+    grader's own start-up in the child (not counted against the student), within 2 s."""
     result = graded["broken/recursion_infinite_loop.py"]
-    assert SHORT_TIMEOUT <= result.timing["run_s"] <= SHORT_TIMEOUT + 2
+    assert SHORT_TIMEOUT <= result.timing["job_cpu_s"] <= SHORT_TIMEOUT + 2
 
 
 def test_runaway_allocation_is_stopped_near_the_limit(graded):

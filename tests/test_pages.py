@@ -40,9 +40,9 @@ CLASS = {
 
 
 @pytest.fixture(scope="module")
-def out(course, runner, hide, tmp_path_factory):
+def out(course, runner, tmp_path_factory):
     subs = [Submission(s, course.assignment(a), path) for s, (a, path, _) in CLASS.items()]
-    results = grade_many(subs, runner, jobs=2, hide=hide)
+    results = grade_many(subs, runner, jobs=2)
     folder = tmp_path_factory.mktemp("pages")
     write_class_outputs(results, folder)
     return folder
@@ -93,13 +93,13 @@ def test_student_page_renders_with_its_plots(out, tmp_path, student):
     assert shot.is_file() and distinct_colours(shot) > (20 if plots else 5)
 
 
-def test_hidden_check_shows_no_message(course, runner, hide, tmp_path):
+def test_hidden_check_shows_no_message(course, runner, tmp_path):
     subs = [
         Submission(
             "eve", course.assignment("intro_numpy"), CORPUS / "broken" / "intro_wrong_update.py"
         )
     ]
-    result = grade_many(subs, runner, jobs=1, hide=hide)[0]
+    result = grade_many(subs, runner, jobs=1)[0]
     write_class_outputs([result], tmp_path)
     page = (tmp_path / "eve" / "intro_numpy" / "feedback.html").read_text()
     assert "(hidden check: after due date)" in page

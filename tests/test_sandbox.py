@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def job(code: str, hide=(), **kw) -> Job:
+def job(code: str, **kw) -> Job:
     code = textwrap.dedent(code)
     lines = code.count("\n") + 1
     defaults = dict(
@@ -30,7 +30,6 @@ def job(code: str, hide=(), **kw) -> Job:
         inputs={},
         seed=7,
         tensorflow=False,
-        hide=tuple(hide),
     )
     defaults.update(kw)
     limits = {
@@ -194,13 +193,13 @@ def test_student_traceback_shows_only_their_frames(runner):
     ]
 
 
-def test_same_submission_same_score(course, runner, hide):
-    from grader.pipeline import Options, grade_file
+def test_same_submission_same_score(course, runner):
+    from grader.pipeline import grade_file
 
     spec = course.assignment("linear_regression")
     path = ROOT / "reference" / "linear_regression.py"
-    first = grade_file(spec, path, runner, options=Options(hide=hide))
-    second = grade_file(spec, path, runner, options=Options(hide=hide))
+    first = grade_file(spec, path, runner)
+    second = grade_file(spec, path, runner)
     assert first.score == second.score == first.max_score
     assert [c.message for c in first.checks] == [c.message for c in second.checks]
 

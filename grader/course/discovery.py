@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,25 +52,6 @@ class Course:
         """`reference/<name>.py`, or the folder `reference/<name>/` of a multi-file assignment."""
         folder = self.reference_dir / name
         return folder if folder.is_dir() else self.reference_dir / f"{name}.py"
-
-    def private_dirs(self) -> list[Path]:
-        """Folders student code must never read: everything in the course but the grader package
-        (which the sandboxed child imports) and a Python environment kept inside the course."""
-        keep = {PACKAGE}
-        prefix = Path(os.path.realpath(sys.prefix))
-        out: list[Path] = []
-        for entry in sorted(self.root.iterdir()):
-            real = entry.resolve()
-            if not entry.is_dir() or real in keep or real == prefix or prefix.is_relative_to(real):
-                continue
-            if any(k.is_relative_to(real) for k in keep):
-                # The package lives in here (an editable install): hide its siblings instead.
-                out.extend(
-                    p for p in sorted(real.iterdir()) if p.is_dir() and p.resolve() not in keep
-                )
-                continue
-            out.append(real)
-        return out
 
 
 def find_course(explicit: str | Path | None = None) -> Course:

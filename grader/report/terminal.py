@@ -14,6 +14,7 @@ from rich.text import Text
 from grader.results import SubmissionResult, write_atomic, write_results_json
 from grader.run.names import name_problem, printable
 
+OUTPUT_LINES = 15
 STYLE = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}
 
 
@@ -38,6 +39,11 @@ def submission_table(result: SubmissionResult) -> Table:
 def print_submission(result: SubmissionResult, console: Console) -> None:
     for problem in result.problems:
         console.print(Text(printable(problem), style="bold red"))
+    if result.run_status in ("timeout", "memory", "crash") and result.log.strip():
+        # What the code printed before it was stopped: often where it was stuck.
+        tail = "\n".join(result.log.rstrip().splitlines()[-OUTPUT_LINES:])
+        console.print(Text("your code's output before it stopped (last lines):", style="bold"))
+        console.print(Text(printable(tail), style="dim"))
     for note in result.notes:
         console.print(Text(printable(f"note: {note}"), style="dim"))
     console.print(submission_table(result))

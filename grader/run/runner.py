@@ -236,16 +236,28 @@ class ColdRunner:
                 os.close(fd)
         results = _Results(read_end)
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
+        ended = _Ended()
         try:
-            status, message, peak = _watch(proc, job.limits, started)
+            _watch(proc, job.limits, started, ended)
         finally:
             procs.kill_tree(proc.pid, uid)
-            proc.wait()
+            if proc.returncode is None:
+                ended.reap(proc, 0)
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
-        timing = {"run_s": time.perf_counter() - started, "peak_rss_mb": peak}
+        timing = {
+            "run_s": time.perf_counter() - started,
+            "peak_rss_mb": ended.peak,
+            "job_cpu_s": ended.cpu_s,
+        }
         outcome = _outcome(
-            status, message, proc.returncode, results.data(), out.text(), err.text(), timing
+            ended.status,
+            ended.message,
+            proc.returncode or 0,
+            results.data(),
+            out.text(),
+            err.text(),
+            timing,
         )
         return dataclasses.replace(outcome, isolation=self.isolation() + outcome.isolation)
 
@@ -369,27 +381,43 @@ def _child_env(work: str) -> dict[str, str]:
     return env
 
 
-def _watch(proc: subprocess.Popen, limits: Limits, started: float) -> tuple[str, str, float]:
-    """Wait for the job within its limits: ("", "", peak RSS) when it ended by itself, else the
-    status and message of the limit it broke. CPU time is the kernel's limit inside the job
-    (counted from the end of the grader's start-up); the wall clock here is only a backstop."""
-    peak, cpu_ratio = 0.0, 0.0
+class _Ended:
+    """How a job ended: the limit it broke (if any), its peak memory and, from the kernel's
+    accounting of everything the job's processes used (wait4), its CPU time."""
+
+    def __init__(self) -> None:
+        self.status, self.message = "", ""
+        self.peak, self.cpu_s, self.cpu_ratio = 0.0, 0.0, 0.0
+
+    def reap(self, proc: subprocess.Popen, flags: int) -> bool:
+        """Collect the job's exit status without blocking (WNOHANG) or blocking (0)."""
+        pid, status, usage = os.wait4(proc.pid, flags)
+        if pid == 0:
+            return False
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_s = usage.ru_utime + usage.ru_stime
+        return True
+
+
+def _watch(proc: subprocess.Popen, limits: Limits, started: float, ended: _Ended) -> None:
+    """Wait for the job within its limits; `ended` says which limit it broke, if any. CPU time
+    is the kernel's limit inside the job (counted from the end of the grader's start-up); the
+    wall clock here is only a backstop."""
     backstop = WALL_FACTOR * limits.timeout_s + START_ALLOWANCE_S
-    while True:
-        try:
-            proc.wait(timeout=POLL_S)
-            break
-        except subprocess.TimeoutExpired:
-            pass
+    while not ended.reap(proc, os.WNOHANG):
+        time.sleep(POLL_S)
         used = procs.usage(procs.descendants(proc.pid))
-        peak, cpu_ratio = max(peak, used.rss_mb), max(cpu_ratio, used.cpu_ratio)
+        ended.peak = max(ended.peak, used.rss_mb)
+        ended.cpu_ratio = max(ended.cpu_ratio, used.cpu_ratio)
         if used.rss_mb > limits.memory_mb:
-            return "memory", _MEMORY.format(limits.memory_mb), peak
+            ended.status, ended.message = "memory", _MEMORY.format(limits.memory_mb)
+            return
         if time.perf_counter() - started > backstop:
-            return "timeout", _WALL.format(backstop), peak
-    if proc.returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu_ratio > 0.9:
-        return "timeout", _CPU.format(limits.timeout_s), peak
-    return "", "", peak
+            ended.status, ended.message = "timeout", _WALL.format(backstop)
+            return
+    killed = proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 137)
+    if killed and ended.cpu_ratio > 0.9:
+        ended.status, ended.message = "timeout", _CPU.format(limits.timeout_s)
 
 
 _CPU = (
