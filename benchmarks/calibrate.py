@@ -1,70 +1,69 @@
-"""Calibrate the TensorFlow checks' thresholds against the reference solutions.
+"""Calibrate the checks' thresholds against the reference solutions.
 
 Runs each reference (reference/<name>.py) under N seeds through the real grading pipeline
-(`grade_file` in the sandbox, as `grader validate` does) and prints, per check, the figure the
-check measures for every seed, its min and max over the seeds, the threshold in the spec and
+(`Context.grade`, in the sandbox, as `grader validate` does) and prints, per check, the figure
+the check judges for every seed, its min and max over the seeds, the threshold in the spec and
 the margin left. A seed where the reference would fail its own spec is flagged.
 
 Seed i (0-based) runs the sandbox with `seed + i` (the student's numpy/TF seeds: data draws and
 weight initialization) and the grader with `grading_seed + 101 * i` (probe, held-out and loss
 data); seed 0 is the spec as it stands. `--vary` changes only one of them.
 
-The figures are recomputed at full precision from the run's artifacts with the same arithmetic
-as grader/_checks.py (the check messages round to 0.1% or 4 digits); each recomputed figure is
-cross-checked against the check's own verdict, and a disagreement is flagged as MISMATCH.
+The figures come from the checks' own measures (`grader.checks.measures`), called on the run's
+artifacts at full precision (the check messages round to 0.1% or 4 digits). Each figure is
+still compared with the check's verdict, and a disagreement is flagged as MISMATCH: since both
+use the same measure, a MISMATCH means this script and the check read the spec differently.
 
 Margins are signed, positive = room left:
     decision_boundary  min over seeds of min(grid, held-out agreement) - minimum
+    accuracy           min over seeds of held-out accuracy - minimum (for the data set here)
     loss_decrease      max_ratio - max over seeds of final/initial loss
     parameters         atol - max over seeds of |learned - expected|
-    wiring             atol - max over seeds of max |pred - rebuilt model|   (rtol ignored)
-    loss_function      atol - max over seeds of |loss - lecture loss|        (rtol ignored)
+    wiring             atol - max over seeds of max(|pred - rebuilt| - rtol |rebuilt|)
+    loss_function      atol - max over seeds of max(|loss - lecture loss| - rtol |lecture loss|)
+    reconstruction     maximum - max over seeds of the held-out reconstruction error
+    latent_separation  min over seeds of k-NN accuracy on the latent codes - minimum
+Other checks (shapes, model_structure, ...) have no figure with a threshold: their status is shown.
 
 Usage (from the course root):
-    /work/venv/bin/python benchmarks/calibrate.py [--seeds 5] [--assignment NAME ...]
+    .venv/bin/python benchmarks/calibrate.py [--seeds 5] [--assignment NAME ...]
         [--vary both|sandbox|grading] [--jobs 2] [--json out.json | --json -]
 
+By default every assignment whose spec has a `[task]` table is calibrated (those are the ones
+with figures: the TensorFlow and Keras assignments, the autoencoder among them).
+
 Exit status 1 when a reference fails its spec (or a figure disagrees with its check) under
-some seed, 0 otherwise.
+some seed, 0 otherwise. A check skipped here (its data set is absent) is noted, not flagged.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from grader.checks.graph import REGISTRY, Evidence, Missing
-from grader.checks.keras import student_model
-from grader.course.discovery import find_course
-from grader.pipeline import Options, data_for, grade_file, probe_inputs
-from grader.run.runner import ColdRunner
+from grader import registry
+from grader.checks import Evidence, Missing, measures
+from grader.checks.graph import LOSS_RTOL
+from grader.context import Context, grading
+from grader.course.discovery import Course, find_course
+from grader.model.keras import ModelRefused
+from grader.pipeline import data_for, probe_inputs
 
-TF_ASSIGNMENTS = (
-    "perceptron",
-    "linear_classifier",
-    "softmax_classifier",
-    "mlp_boundary",
-    "mlp_boundary_hard",
-    "linear_regression",
-    "mnist_mlp",
-    "keras_mnist",
-    "keras_mlp",
-)
 GRADING_STRIDE = 101  # grading_seed + 1..3 are used by the checks: keep the runs' draws apart
 
 
 class Capture:
-    """A runner that passes each job on and keeps the outcome (artifacts) for recomputation."""
+    """A runner that passes each job on and keeps the outcome (artifacts) for the measures."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -74,182 +73,159 @@ class Capture:
         self.outcome = self.inner.run(job)
         return self.outcome
 
-
-def params_of(spec) -> dict:
-    """A check's parameters as it runs with them: the spec's, over the function's defaults."""
-    sig = inspect.signature(REGISTRY[spec.check])
-    out = {
-        name: p.default
-        for name, p in sig.parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-    }
-    out.update(spec.params)
-    return out
+    def close(self) -> None:  # the inner runner belongs to the context
+        pass
 
 
-# --- the figures, recomputed as grader/_checks.py computes them ------------------------------
+def calibrated(course: Course) -> list[str]:
+    """The assignments with a `[task]` table: those whose checks judge figures."""
+    return [name for name in course.names() if course.assignment(name).task is not None]
+
+
+# --- the figures, from the checks' own measures ----------------------------------------------
+
+
+def judged(figure: str, value: float, spec: str, limit: float, sense: str, pct=False) -> dict:
+    """The row of the figure a check compares with its threshold (`sense`: min or max)."""
+    return dict(figure=figure, value=value, spec=spec, limit=limit, sense=sense, pct=pct)
+
+
+def shown(figure: str, value: float, pct=False) -> dict:
+    """A row shown for context: no threshold of its own."""
+    return dict(figure=figure, value=value, pct=pct)
+
+
+def per_data_set(ev: Evidence, table: dict[str, float]) -> tuple[str, float]:
+    key = ev.data.dataset.key
+    return key, float(table.get(key, math.nan))
 
 
 def fig_boundary(ev: Evidence, p: dict) -> list[dict]:
-    params = ev.params()
-    gen = ev.task.generator
-    points = gen.grid(p["grid"])
-    held, _, _ = ev.task.dataset(p["heldout"], ev.assignment.grading_seed + 3)
-    on_grid = float(
-        np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points))
-    )
-    on_held = float(
-        np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held))
+    a = measures.boundary_agreement(
+        ev.task, ev.params(), p["grid"], p["heldout"], ev.assignment.grading_seed
     )
     minimum = float(p["minimum"])
     return [
-        dict(
-            figure="agreement min(grid, held-out)",
-            value=min(on_grid, on_held),
-            spec=f">= {minimum:.1%}",
-            limit=minimum,
-            sense="min",
-            pct=True,
+        judged(
+            "agreement min(grid, held-out)", a.lowest, f">= {minimum:.1%}", minimum, "min", True
         ),
-        dict(figure=f"  on {p['grid']}x{p['grid']} grid", value=on_grid, pct=True),
-        dict(figure=f"  on {p['heldout']} held-out points", value=on_held, pct=True),
+        shown(f"  on {p['grid']}x{p['grid']} grid", a.on_grid, pct=True),
+        shown(f"  on {p['heldout']} held-out points", a.on_held, pct=True),
     ]
 
 
 def fig_accuracy(ev: Evidence, p: dict) -> list[dict]:
-    key = ev.data.dataset.key
-    x = ev.task.features(ev.data.heldout_x)
-    if ev.task.model == "keras":
-        pred = np.argmax(student_model(ev).forward(x), axis=-1)
-    else:
-        pred = ev.task.predict_class(ev.params(), x)
-    acc = float(np.mean(pred == ev.data.heldout_y))
-    limit = float(p["minimum"].get(key, math.nan))
+    if ev.data is None:  # the check is skipped: nothing to calibrate here
+        return []
+    key, limit = per_data_set(ev, p["minimum"])
+    acc = measures.heldout_accuracy(ev)
     return [
-        dict(
-            figure=f"held-out accuracy ({key})",
-            value=acc,
-            spec=f">= {limit:.1%}",
-            limit=limit,
-            sense="min",
-            pct=True,
-        )
+        judged(f"held-out accuracy ({key})", acc.accuracy, f">= {limit:.1%}", limit, "min", True),
+        shown(f"  most predicted class share ({acc.top_class})", acc.top_count / acc.images, True),
     ]
 
 
 def fig_loss_decrease(ev: Evidence, p: dict) -> list[dict]:
-    params = ev.params()
-    if ev.data is not None:
-        x = ev.task.features(ev.data.heldout_x[: p["n"]])
-        y = ev.task.onehot(ev.data.heldout_y[: p["n"]])
-    else:
-        _, x, y = ev.task.dataset(p["n"], ev.assignment.grading_seed + 1)
-    rng = np.random.default_rng(ev.assignment.grading_seed + 2)
-    init = {
-        k: rng.normal(0.0, ev.task.init_stddev, size=v.shape).astype(np.float64)
-        for k, v in params.items()
-    }
-    final = ev.task.loss_value(ev.task.forward(params, x), y)
-    start = ev.task.loss_value(ev.task.forward(init, x), y)
-    ratio = final / start if start > 0 else 0.0
+    loss = measures.loss_before_after(ev, p["n"])
     max_ratio = float(p["max_ratio"])
     return [
-        dict(
-            figure="final/initial loss",
-            value=ratio,
-            spec=f"<= {max_ratio:g}",
-            limit=max_ratio,
-            sense="max",
-        ),
-        dict(figure="  initial loss", value=start),
-        dict(figure="  final loss", value=final),
+        judged("final/initial loss", loss.ratio, f"<= {max_ratio:g}", max_ratio, "max"),
+        shown("  initial loss", loss.start),
+        shown("  final loss", loss.final),
     ]
 
 
 def fig_parameters(ev: Evidence, p: dict) -> list[dict]:
     atol = float(p["atol"])
     rows = []
-    for name, want in p["expect"].items():
-        got = float(np.asarray(ev.array(name), dtype=np.float64).ravel()[0])
-        rows.append(
-            dict(
-                figure=f"{name} (expect {want:g})",
-                value=got,
-                spec=f"{want:g} +- {atol:g}",
-                limit=(want - atol, want + atol),
-                sense="band",
-            )
-        )
+    for name, arr in measures.parameter_values(ev, list(p["expect"])).items():
+        want = p["expect"][name]
+        got = float(arr[0]) if arr.size == 1 else math.nan
+        rows.append(judged(f"|{name} - {want:g}|", abs(got - want), f"<= {atol:g}", atol, "max"))
+        rows.append(shown(f"  {name} learned", got))
     return rows
 
 
 def fig_wiring(ev: Evidence, p: dict) -> list[dict]:
-    got = np.asarray(ev.array(f"fetch:{p['fetch']}"), dtype=np.float64)
-    want = ev.task.forward(ev.params(), ev.inputs[p["input"]])
-    diff = float(np.max(np.abs(got - want)))
+    got = measures.fetched(ev, p["fetch"])
+    d = measures.wiring_difference(
+        ev.task, ev.params(), ev.inputs[p["input"]], got, p["layers"], rtol=p["rtol"]
+    )
     atol = float(p["atol"])
     return [
-        dict(
-            figure="max |pred - rebuilt model|",
-            value=diff,
-            spec=f"<= {atol:g} (+rtol)",
-            limit=atol,
-            sense="max",
-        )
+        judged(
+            f"max(|{p['fetch']} - rebuilt| - rtol|rebuilt|)", d.excess, f"<= {atol:g}", atol, "max"
+        ),
+        shown(f"  max |{p['fetch']} - rebuilt|", d.max_abs),
     ]
 
 
 def fig_loss_function(ev: Evidence, p: dict) -> list[dict]:
-    got = np.asarray(ev.array(f"fetch:{p['fetch']}"), dtype=np.float64).ravel()
-    outputs = np.asarray(ev.array(f"fetch:{p['pred']}"), dtype=np.float64)
-    y = ev.inputs[p["labels"]]
-    chunks = max(len(got), 1)
-    want = np.array(
-        [
-            ev.task.loss_value(o, t)
-            for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks), strict=True)
-        ]
+    f = measures.loss_function_difference(
+        ev.task,
+        measures.fetched(ev, p["fetch"]),
+        measures.fetched(ev, p["pred"]),
+        ev.inputs[p["labels"]],
+        rtol=LOSS_RTOL,
     )
-    diff = float(np.max(np.abs(got - want))) if got.shape == want.shape else math.inf
     atol = float(p["atol"])
     return [
-        dict(
-            figure="|loss - lecture loss|",
-            value=diff,
-            spec=f"<= {atol:g} (+rtol)",
-            limit=atol,
-            sense="max",
+        judged("max(|loss - lecture| - rtol|lecture|)", f.excess, f"<= {atol:g}", atol, "max"),
+        shown("  lecture loss", float(f.want[0])),
+    ]
+
+
+def fig_reconstruction(ev: Evidence, p: dict) -> list[dict]:
+    if ev.data is None:
+        return []
+    key, limit = per_data_set(ev, p["maximum"])
+    rec = measures.reconstruction_error(ev.task, ev.params(), ev.data)
+    return [judged(f"reconstruction MSE ({key})", rec.error, f"<= {limit:g}", limit, "max")]
+
+
+def fig_latent_separation(ev: Evidence, p: dict) -> list[dict]:
+    if ev.data is None:
+        return []
+    key, limit = per_data_set(ev, p["minimum"])
+    images, labels = measures.heldout_digits(ev.task, ev.data)
+    z = measures.latent_codes(ev.task, ev.params(), images, p["latent_layers"])
+    acc = measures.latent_separation(z, labels, p["neighbours"])
+    return [
+        judged(
+            f"{p['neighbours']}-NN latent accuracy ({key})",
+            acc,
+            f">= {limit:.1%}",
+            limit,
+            "min",
+            True,
         )
     ]
 
 
-FIGURES = {
+FIGURES: dict[str, Callable[[Evidence, dict], list[dict]]] = {
     "accuracy": fig_accuracy,
     "decision_boundary": fig_boundary,
     "loss_decrease": fig_loss_decrease,
     "parameters": fig_parameters,
     "wiring": fig_wiring,
     "loss_function": fig_loss_function,
+    "reconstruction": fig_reconstruction,
+    "latent_separation": fig_latent_separation,
 }
+FIGURE_ERRORS = (Missing, ValueError, KeyError, IndexError, ModelRefused)
 
 
 def within(row: dict, value: float) -> bool:
+    """The check's own comparison: `value >= limit` (min) or `value <= limit` (max)."""
     if row["sense"] == "min":
         return value >= row["limit"]
-    if row["sense"] == "max":
-        return value <= row["limit"]
-    lo, hi = row["limit"]
-    return lo <= value <= hi
+    return value <= row["limit"]
 
 
 def margin(row: dict, values: list[float]) -> float:
     if row["sense"] == "min":
         return min(values) - row["limit"]
-    if row["sense"] == "max":
-        return row["limit"] - max(values)
-    lo, hi = row["limit"]
-    centre, atol = (lo + hi) / 2, (hi - lo) / 2
-    return atol - max(abs(v - centre) for v in values)
+    return row["limit"] - max(values)
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -261,16 +237,18 @@ def seeds_for(a, i: int, vary: str) -> tuple[int, int]:
     return seed, grading
 
 
-def run_one(course, runner, a, i: int, vary: str, hide: tuple[str, ...]) -> dict:
-    seed, grading = seeds_for(a, i, vary)
-    spec = dataclasses.replace(a, seed=seed, grading_seed=grading)
-    cap = Capture(runner)
+def run_one(ctx: Context, a, i: int, vary: str) -> dict:
+    """Grade the reference of `a` under seed i; the checks' verdicts and, for each check with
+    a threshold, the figures its measure gives on the same artifacts."""
+    seed, grading_seed = seeds_for(a, i, vary)
+    spec = dataclasses.replace(a, seed=seed, grading_seed=grading_seed)
+    cap = Capture(ctx.runner)
     t0 = time.perf_counter()
-    res = grade_file(spec, course.reference(a.name), cap, options=Options(hide=hide))
+    res = dataclasses.replace(ctx, runner=cap).grade(spec, ctx.course.reference(a.name))
     out = {
         "index": i,
         "seed": seed,
-        "grading_seed": grading,
+        "grading_seed": grading_seed,
         "run_status": res.run_status,
         "score": res.score,
         "max_score": res.max_score,
@@ -281,7 +259,8 @@ def run_one(course, runner, a, i: int, vary: str, hide: tuple[str, ...]) -> dict
     outcome = cap.outcome
     ev = None
     if outcome is not None and outcome.arrays:
-        ev = Evidence(spec, outcome.arrays, outcome.facts, probe_inputs(spec), data_for(spec))
+        splits = data_for(spec)
+        ev = Evidence(spec, outcome.arrays, outcome.facts, probe_inputs(spec, splits), splits)
     by_name = {c.name: c for c in spec.checks}
     for c in res.checks:
         entry = {
@@ -292,78 +271,82 @@ def run_one(course, runner, a, i: int, vary: str, hide: tuple[str, ...]) -> dict
             "figures": [],
         }
         fn = FIGURES.get(c.check)
-        if fn is not None and ev is not None:
+        check_fn = registry.get(c.check)
+        if fn is not None and ev is not None and check_fn is not None:
             try:
-                entry["figures"] = fn(ev, params_of(by_name[c.name]))
-            except (Missing, ValueError, KeyError, IndexError) as exc:
+                entry["figures"] = fn(ev, registry.parameters(check_fn, by_name[c.name].params))
+            except FIGURE_ERRORS as exc:
                 entry["figure_error"] = f"{type(exc).__name__}: {exc}"
         out["checks"][c.name] = entry
     return out
 
 
-def summarize(a, runs: list[dict]) -> dict:
-    """Per check: the figures over seeds, min/max, spec, margin; and the flags."""
-    checks = []
+def figure_rows(entries: list[dict]) -> list[dict]:
+    """One row per figure of a check: its value for each seed, min, max, spec and margin."""
+    rows = []
+    first = next((e for e in entries if e.get("figures")), None)
+    for k, template in enumerate(first["figures"] if first is not None else []):
+        values = []
+        for e in entries:
+            figs = e.get("figures") or []
+            values.append(figs[k]["value"] if k < len(figs) else math.nan)
+        row = {"figure": template["figure"], "values": values, "pct": template.get("pct", False)}
+        finite = [v for v in values if not math.isnan(v)]
+        if finite:
+            row["min"], row["max"] = min(finite), max(finite)
+        if "limit" in template:
+            row["spec"] = template["spec"]
+            row["limit"] = template["limit"]
+            row["sense"] = template["sense"]
+            row["margin"] = margin(template, finite) if finite else math.nan
+            row["within"] = [None if math.isnan(v) else within(template, v) for v in values]
+        rows.append(row)
+    return rows
+
+
+def check_flags(spec, runs: list[dict], entries: list[dict], rows: list[dict]) -> list[str]:
+    """Seeds where the check did not pass, its figure could not be computed, or the figure
+    and the verdict disagree (MISMATCH)."""
     flags = []
+    statuses = [e.get("status", "missing") for e in entries]
+    for r, e, status in zip(runs, entries, statuses, strict=True):
+        where = f"seed {r['seed']}/{r['grading_seed']}"
+        if status not in ("passed", "skipped"):
+            flags.append(f"{where}: '{spec.name}' {status.upper()}: {e.get('message', '')}")
+        if e.get("figure_error"):
+            flags.append(f"{where}: '{spec.name}' figure not computed: {e['figure_error']}")
+    limited = [row for row in rows if "within" in row]
+    for j, (r, status) in enumerate(zip(runs, statuses, strict=True)):
+        oks = [row["within"][j] for row in limited]
+        if not limited or None in oks or status == "skipped":
+            continue
+        if all(oks) != (status == "passed"):
+            flags.append(
+                f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': the figures are "
+                f"{'within' if all(oks) else 'outside'} the spec, the check {status}"
+            )
+    if spec.check == "decision_boundary" and rows:
+        for r, e in zip(runs, entries, strict=True):
+            figs = e.get("figures")
+            if figs and e.get("got") and f"{figs[0]['value']:.1%}" != e["got"]:
+                flags.append(
+                    f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
+                    f"the figure is {figs[0]['value']:.1%}, the check says {e['got']}"
+                )
+    return flags
+
+
+def summarize(a, runs: list[dict]) -> dict:
+    """Per check: the figures over seeds, min/max, spec, margin; the flags, and the notes
+    (checks skipped here: nothing to calibrate on this machine)."""
+    checks, flags, notes = [], [], []
     for spec in a.checks:
         entries = [r["checks"].get(spec.name, {}) for r in runs]
         statuses = [e.get("status", "missing") for e in entries]
-        rows = []
-        first = next((e for e in entries if e.get("figures")), None)
-        if first is not None:
-            for k, template in enumerate(first["figures"]):
-                values = []
-                for e in entries:
-                    figs = e.get("figures") or []
-                    values.append(figs[k]["value"] if k < len(figs) else math.nan)
-                row = {
-                    "figure": template["figure"],
-                    "values": values,
-                    "pct": template.get("pct", False),
-                }
-                finite = [v for v in values if not math.isnan(v)]
-                if finite:
-                    row["min"], row["max"] = min(finite), max(finite)
-                if "limit" in template:
-                    row["spec"] = template["spec"]
-                    row["limit"] = template["limit"]
-                    row["sense"] = template["sense"]
-                    row["margin"] = margin(template, finite) if finite else math.nan
-                    row["within"] = [None if math.isnan(v) else within(template, v) for v in values]
-                rows.append(row)
-        for r, e, status in zip(runs, entries, statuses, strict=True):
-            if status != "passed":
-                flags.append(
-                    f"seed {r['seed']}/{r['grading_seed']}: '{spec.name}' {status.upper()}: "
-                    f"{e.get('message', '')}"
-                )
-            if e.get("figure_error"):
-                flags.append(
-                    f"seed {r['seed']}/{r['grading_seed']}: '{spec.name}' figure not "
-                    f"recomputed: {e['figure_error']}"
-                )
-        # The recomputed figures must agree with the check's own verdict (wiring and
-        # loss_function also accept rtol: a recomputed 'outside atol' may still pass there).
-        limited = [row for row in rows if "within" in row]
-        if limited and spec.check not in ("wiring", "loss_function"):
-            for j, (r, status) in enumerate(zip(runs, statuses, strict=True)):
-                oks = [row["within"][j] for row in limited]
-                if None in oks:
-                    continue
-                if all(oks) != (status == "passed"):
-                    flags.append(
-                        f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
-                        f"recomputed figures are {'within' if all(oks) else 'outside'} "
-                        f"the spec, the check {status}"
-                    )
-        if spec.check == "decision_boundary" and rows:
-            for r, e in zip(runs, entries, strict=True):
-                figs = e.get("figures")
-                if figs and e.get("got") and f"{figs[0]['value']:.1%}" != e["got"]:
-                    flags.append(
-                        f"seed {r['seed']}/{r['grading_seed']}: MISMATCH '{spec.name}': "
-                        f"recomputed {figs[0]['value']:.1%}, check says {e['got']}"
-                    )
+        rows = figure_rows(entries)
+        flags += check_flags(spec, runs, entries, rows)
+        skipped = {e.get("message", "") for e in entries if e.get("status") == "skipped"}
+        notes += [f"'{spec.name}' skipped, not calibrated here: {m}" for m in sorted(skipped)]
         checks.append({"name": spec.name, "check": spec.check, "statuses": statuses, "rows": rows})
     for r in runs:
         if r["run_status"] != "completed":
@@ -371,7 +354,7 @@ def summarize(a, runs: list[dict]) -> dict:
                 f"seed {r['seed']}/{r['grading_seed']}: run status {r['run_status']}: "
                 + "; ".join(r["problems"][:1])
             )
-    return {"assignment": a.name, "checks": checks, "flags": flags, "runs": runs}
+    return {"assignment": a.name, "checks": checks, "flags": flags, "notes": notes, "runs": runs}
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -414,6 +397,13 @@ def table(rows: list[list[str]], right: set[int]) -> str:
     return "\n".join(lines)
 
 
+def mark(statuses: list[str]) -> str:
+    """yes: passed under every seed; skipped: could not be checked here; NO: failed somewhere."""
+    if all(s == "passed" for s in statuses):
+        return "yes"
+    return "skipped" if all(s in ("passed", "skipped") for s in statuses) else "NO"
+
+
 def render(summary: dict, vary: str) -> str:
     runs = summary["runs"]
     n = len(runs)
@@ -427,8 +417,7 @@ def render(summary: dict, vary: str) -> str:
         label = f"{c['name']}"
         if not c["rows"]:
             marks = ["ok" if s == "passed" else s.upper() for s in c["statuses"]]
-            ok = "yes" if all(s == "passed" for s in c["statuses"]) else "NO"
-            rows.append([label, "status"] + marks + ["", "", "", "", ok])
+            rows.append([label, "status"] + marks + ["", "", "", "", mark(c["statuses"])])
             continue
         for k, row in enumerate(c["rows"]):
             values = [fmt(v, row["pct"]) for v in row["values"]]
@@ -437,9 +426,7 @@ def render(summary: dict, vary: str) -> str:
                     v + ("" if w in (True, None) else "!")
                     for v, w in zip(values, row["within"], strict=True)
                 ]
-            ok = ""
-            if k == 0:
-                ok = "yes" if all(s == "passed" for s in c["statuses"]) else "NO"
+            ok = mark(c["statuses"]) if k == 0 else ""
             rows.append(
                 [label if k == 0 else "", row["figure"]]
                 + values
@@ -467,6 +454,7 @@ def render(summary: dict, vary: str) -> str:
         out.extend(f"  {f}" for f in summary["flags"])
     else:
         out.append("no seed fails the spec")
+    out.extend(f"NOTE: {n}" for n in summary["notes"])
     return "\n".join(out)
 
 
@@ -476,7 +464,7 @@ def overview(summaries: list[dict]) -> str:
         for c in s["checks"]:
             if not c["rows"] or "spec" not in c["rows"][0]:
                 continue
-            fails = sum(st != "passed" for st in c["statuses"])
+            fails = sum(st not in ("passed", "skipped") for st in c["statuses"])
             for row in c["rows"]:
                 if "spec" not in row:
                     continue
@@ -507,7 +495,7 @@ def jsonable(obj):
     return obj
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -515,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--assignment",
         action="append",
-        choices=TF_ASSIGNMENTS,
-        help="restrict to this assignment (repeatable); default: all six TF ones",
+        metavar="NAME",
+        help="restrict to this assignment (repeatable); default: every assignment whose spec "
+        "has a [task] table (the TensorFlow and Keras ones, the autoencoder included)",
     )
     ap.add_argument(
         "--vary",
@@ -534,18 +523,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--json", metavar="PATH", help="also write the results as JSON ('-': stdout only)"
     )
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be >= 1")
-
     course = find_course(args.course or Path(__file__).resolve().parent.parent)
-    names = args.assignment or list(TF_ASSIGNMENTS)
-    specs = [course.assignment(n) for n in names]
-    hide = tuple(str(p) for p in course.private_dirs())
+    known = calibrated(course)
+    for name in args.assignment or []:
+        if name not in known:
+            ap.error(f"--assignment {name!r}: not one with a [task] table; choose from {known}")
+    specs = [course.assignment(n) for n in args.assignment or known]
     quiet = args.json == "-"
     log = sys.stderr
 
-    runner = ColdRunner(slots=max(1, args.jobs))
     tasks = [(a, i) for a in specs for i in range(args.seeds)]
     started = time.perf_counter()
     print(
@@ -553,23 +547,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.jobs} at a time",
         file=log,
     )
+    with grading(course, jobs=max(1, args.jobs)) as ctx:
 
-    def one(task):
-        a, i = task
-        r = run_one(course, runner, a, i, args.vary, hide)
-        print(
-            f"  {a.name} s{i} (seed {r['seed']}, grading {r['grading_seed']}): {r['run_status']}, "
-            f"{r['score']:g}/{r['max_score']:g}, {r['wall_s']:.1f} s",
-            file=log,
-            flush=True,
-        )
-        return r
+        def one(task):
+            a, i = task
+            r = run_one(ctx, a, i, args.vary)
+            print(
+                f"  {a.name} s{i} (seed {r['seed']}, grading {r['grading_seed']}): "
+                f"{r['run_status']}, {r['score']:g}/{r['max_score']:g}, {r['wall_s']:.1f} s",
+                file=log,
+                flush=True,
+            )
+            return r
 
-    try:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             results = list(pool.map(one, tasks))
-    finally:
-        runner.close()
     elapsed = time.perf_counter() - started
 
     summaries = []
@@ -586,14 +578,10 @@ def main(argv: list[str] | None = None) -> int:
             print()
         print(overview(summaries))
         flagged = sum(len(s["flags"]) for s in summaries)
-        print(
-            f"\n{len(tasks)} runs in {elapsed:.0f} s; "
-            + (
-                "no reference fails its spec under any seed"
-                if not flagged
-                else f"{flagged} FLAG(S)"
-            )
+        verdict = (
+            "no reference fails its spec under any seed" if not flagged else f"{flagged} FLAG(S)"
         )
+        print(f"\n{len(tasks)} runs in {elapsed:.0f} s; {verdict}")
     if args.json:
         data = jsonable(
             {"seeds": args.seeds, "vary": args.vary, "elapsed_s": elapsed, "assignments": summaries}

@@ -3,14 +3,18 @@ computed by the grader's rebuild of the student's network."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from grader.checks.base import (
     Evidence,
     Verdict,
     _against,
     _bound_for,
     _finite_params,
+)
+from grader.checks.measures import (
+    heldout_digits,
+    latent_codes,
+    latent_separation,
+    reconstruction_error,
 )
 from grader.registry import check
 
@@ -28,14 +32,13 @@ def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
     params = _finite_params(ev)
     if isinstance(params, Verdict):
         return params
-    images, _ = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
-    x = ev.task.features(images)
     try:
-        err = float(np.mean((ev.task.forward(params, x) - x) ** 2))
+        rec = reconstruction_error(ev.task, params, ev.data)
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    err = rec.error
     digits = "/".join(map(str, ev.task.digits)) or "all"
-    text = f"mean squared reconstruction error {err:.4f} on {len(x)} held-out images of digits {digits}"
+    text = f"mean squared reconstruction error {err:.4f} on {rec.images} held-out images of digits {digits}"
     return _against(text, err, bound, least=False, fmt="g", got=f"{err:.4f}")
 
 
@@ -46,23 +49,18 @@ def check_latent_separation(
     """The digits are separable in the latent space: k-nearest-neighbour accuracy (5-fold
     cross-validated) on the latent codes of held-out images, computed by the grader's rebuild
     of the encoder fed the student's weights."""
-    from sklearn.model_selection import cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
     want = _bound_for(ev, minimum, "separation bound")
     if isinstance(want, Verdict):
         return want
     params = _finite_params(ev)
     if isinstance(params, Verdict):
         return params
-    images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+    images, labels = heldout_digits(ev.task, ev.data)
     try:
-        z = ev.task.forward(params, ev.task.features(images), 0, latent_layers)
+        z = latent_codes(ev.task, params, images, latent_layers)
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    acc = float(
-        np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=neighbours), z, labels, cv=5))
-    )
+    acc = latent_separation(z, labels, neighbours)
     digits = "/".join(map(str, ev.task.digits))
     text = (
         f"a {neighbours}-nearest-neighbour classifier tells digits {digits} apart from their "

@@ -21,9 +21,96 @@ from grader.checks.base import (
     _nonfinite,
     show,
 )
+from grader.checks.measures import (
+    ArrayFound,
+    PlaceholderFound,
+    RecordFigures,
+    RestorePair,
+    array_shapes,
+    boundary_agreement,
+    fetched,
+    heldout_accuracy,
+    is_one_hot,
+    label_agreement,
+    loss_before_after,
+    loss_function_difference,
+    parameter_values,
+    placeholder_shapes,
+    restore_pairs,
+    training_record,
+    wiring_difference,
+)
+from grader.model.keras import ModelRefused
 from grader.registry import check
 
 # --- shapes ------------------------------------------------------------------------------------
+
+
+class _ShapeRule:
+    """Matches found shapes against the spec's symbolic ones, binding each open dimension (a
+    `[low, high]` range) to the size it first meets."""
+
+    def __init__(self, dims: dict[str, Any]):
+        self.dims = dims
+        self.bound: dict[str, int] = {}
+
+    def problem(self, label: str, got: tuple, spec: list) -> str | None:
+        """What is wrong with shape `got` of `label` against `spec`, or None."""
+        expected_vals = []
+        ok = len(got) == len(spec)
+        for i, sym in enumerate(spec):
+            g = got[i] if i < len(got) else "?"
+            if sym == "batch":
+                expected_vals.append("None")
+                continue
+            if isinstance(sym, int):
+                expected_vals.append(str(sym))
+                ok = ok and g == sym
+                continue
+            rule = self.dims.get(sym)
+            if isinstance(rule, int):
+                expected_vals.append(str(rule))
+                ok = ok and g == rule
+            elif sym in self.bound:
+                expected_vals.append(str(self.bound[sym]))
+                ok = ok and g == self.bound[sym]
+            elif isinstance(rule, list) and len(rule) == 2:
+                lo, hi = rule
+                if isinstance(g, int) and lo <= g <= hi:
+                    self.bound[sym] = g
+                    expected_vals.append(str(g))
+                else:
+                    expected_vals.append(f"{lo}..{hi}")
+                    ok = False
+            else:
+                expected_vals.append(sym)
+        if ok:
+            return None
+        names = "(" + ", ".join(str(s) for s in spec) + ")"
+        return (
+            f"{label} has shape {_fmt_shape(got)}; expected {names} = "
+            f"({', '.join(expected_vals)}{',' if len(expected_vals) == 1 else ''})"
+        )
+
+
+def _placeholder_problem(found: PlaceholderFound, spec: list, rule: _ShapeRule) -> str | None:
+    if not found.defined:
+        return f"placeholder `{found.name}` not found ({found.reason})"
+    if found.kind != "placeholder":
+        return f"`{found.name}` is a {found.kind}, not a tf.placeholder"
+    if found.shape is None:
+        return f"placeholder `{found.name}` has no fixed rank; give it a shape like [None, ...]"
+    return rule.problem(f"placeholder `{found.name}`", found.shape, spec)
+
+
+def _array_problem(ev: Evidence, found: ArrayFound, spec: list, rule: _ShapeRule) -> str | None:
+    if found.found is not None and found.shape is not None:
+        return rule.problem(show(found.found), found.shape, spec)
+    try:
+        ev.array(found.name)
+    except Missing as exc:
+        return str(exc)
+    return None
 
 
 @check("shapes")
@@ -39,89 +126,15 @@ def check_shapes(
     Dimensions are numbers or names bound in `dims` (a number, or `[low, high]` for a size the
     assignment leaves open, bound by its first use); `batch` accepts `None` or any number.
     """
-    dims = dict(dims or {})
-    bound: dict[str, int] = {}
-    problems: list[str] = []
-    total = 0
-
-    def want(spec: list) -> tuple[list, str]:
-        names = ", ".join(str(s) for s in spec)
-        return spec, f"({names})"
-
-    def compare(label: str, got: tuple, spec: list) -> None:
-        nonlocal total
-        total += 1
-        expected_vals = []
-        ok = len(got) == len(spec)
-        for i, sym in enumerate(spec):
-            g = got[i] if i < len(got) else "?"
-            if sym == "batch":
-                expected_vals.append("None")
-                continue
-            if isinstance(sym, int):
-                expected_vals.append(str(sym))
-                ok = ok and g == sym
-                continue
-            rule = dims.get(sym)
-            if isinstance(rule, int):
-                expected_vals.append(str(rule))
-                ok = ok and g == rule
-            elif sym in bound:
-                expected_vals.append(str(bound[sym]))
-                ok = ok and g == bound[sym]
-            elif isinstance(rule, list) and len(rule) == 2:
-                lo, hi = rule
-                if isinstance(g, int) and lo <= g <= hi:
-                    bound[sym] = g
-                    expected_vals.append(str(g))
-                else:
-                    expected_vals.append(f"{lo}..{hi}")
-                    ok = False
-            else:
-                expected_vals.append(sym)
-        if not ok:
-            _, names = want(spec)
-            problems.append(
-                f"{label} has shape {_fmt_shape(got)}; expected {names} = "
-                f"({', '.join(expected_vals)}{',' if len(expected_vals) == 1 else ''})"
-            )
-
-    for name, spec in (placeholders or {}).items():
-        info = ev.facts.get("placeholders", {}).get(name)
-        if info is None:
-            total += 1
-            reason = ev.facts.get("missing", {}).get(name, "not defined")
-            problems.append(f"placeholder `{name}` not found ({reason})")
-            continue
-        if info.get("kind") != "placeholder":
-            total += 1
-            problems.append(f"`{name}` is a {info.get('kind')}, not a tf.placeholder")
-            continue
-        shape = info.get("shape")
-        if shape is None:
-            total += 1
-            problems.append(
-                f"placeholder `{name}` has no fixed rank; give it a shape like [None, ...]"
-            )
-            continue
-        compare(f"placeholder `{name}`", tuple(shape), spec)
-
-    declared = ev.facts.get("declared_shapes", {})
-    for name, spec in (arrays or {}).items():
-        alternatives = name.split("|")
-        trained = [a for a in alternatives if a in ev.arrays]
-        defined = [a for a in alternatives if isinstance(declared.get(a), list)]
-        if trained:
-            compare(show(trained[0]), tuple(ev.arrays[trained[0]].shape), spec)
-        elif defined:  # defined, though never trained: its shape still counts
-            compare(show(defined[0]), tuple(declared[defined[0]]), spec)
-        else:
-            total += 1
-            try:
-                ev.array(name)
-            except Missing as exc:
-                problems.append(str(exc))
-
+    placeholders, arrays = placeholders or {}, arrays or {}
+    rule = _ShapeRule(dict(dims or {}))
+    found = [
+        _placeholder_problem(p, placeholders[p.name], rule)
+        for p in placeholder_shapes(ev, list(placeholders))
+    ]
+    found += [_array_problem(ev, a, arrays[a.name], rule) for a in array_shapes(ev, list(arrays))]
+    problems = [p for p in found if p is not None]
+    total = len(found)
     if total == 0:
         return Verdict(0.0, "nothing to check (spec lists no shapes)")
     score = (total - len(problems)) / total
@@ -136,7 +149,7 @@ def check_shapes(
 def _fetched(ev: Evidence, fetch: str) -> np.ndarray | Verdict:
     """What the student's tensor `fetch` gave on the probe inputs, or the failing verdict."""
     try:
-        return np.asarray(ev.array(f"fetch:{fetch}"), dtype=np.float64)
+        return fetched(ev, fetch)
     except Missing:
         err = ev.facts.get("fetch_errors", {}).get(fetch)
         if err:
@@ -149,7 +162,7 @@ def describe_model(task, layers: list[int] | None = None) -> str:
     steps = []
     start = (layers or [0])[0]
     src = task.layers[start - 1].weight.split("|")[0].split(".")[-1] if start else "x"
-    for layer in task.layers[slice(*(layers or [None]))]:
+    for layer in task.layers[slice(*layers)] if layers else task.layers:
         op = "*" if layer.op == "scale" else "@"
         expr = f"{src} {op} {show(layer.weight)}"
         if layer.bias:
@@ -178,34 +191,32 @@ def check_wiring(
     if isinstance(got, Verdict):
         return got
     params = ev.params()
-    x = ev.inputs[input]
     try:
-        want = ev.task.forward(params, x, *(layers or []))
+        d = wiring_difference(ev.task, params, ev.inputs[input], got, layers, rtol=rtol)
     except ValueError as exc:
         shapes = ", ".join(f"{show(k)} {_fmt_shape(v.shape)}" for k, v in params.items())
         return Verdict(0.0, f"your weights do not fit the lecture's network ({shapes}): {exc}")
-    if got.shape != want.shape:
+    if d.got_shape != d.want_shape:
         return Verdict(
             0.0,
-            f"`{fetch}` on {len(x)} probe inputs has shape {_fmt_shape(got.shape)}; "
-            f"the lecture's network gives {_fmt_shape(want.shape)}",
-            expected=_fmt_shape(want.shape),
-            got=_fmt_shape(got.shape),
+            f"`{fetch}` on {d.inputs} probe inputs has shape {_fmt_shape(d.got_shape)}; "
+            f"the lecture's network gives {_fmt_shape(d.want_shape)}",
+            expected=_fmt_shape(d.want_shape),
+            got=_fmt_shape(d.got_shape),
         )
-    if not np.all(np.isfinite(got)):
+    if not d.finite:
         return Verdict(
             0.0, f"`{fetch}` contains NaN or infinity on probe inputs: training diverged"
         )
-    diff = float(np.max(np.abs(got - want)))
-    if np.allclose(got, want, atol=atol, rtol=rtol):
-        return Verdict(1.0, f"`{fetch}` matches the lecture's network on {len(x)} probe inputs")
+    if d.excess <= atol:
+        return Verdict(1.0, f"`{fetch}` matches the lecture's network on {d.inputs} probe inputs")
     return Verdict(
         0.0,
         f"`{fetch}` differs from the lecture's network ({describe_model(ev.task, layers)}) fed your "
-        f"own weights, by up to {diff:.3g} on {len(x)} probe inputs; check the layer order, "
-        f"activations and biases",
+        f"own weights, by up to {d.max_abs:.3g} on {d.inputs} probe inputs; check the layer "
+        f"order, activations and biases",
         expected=f"max difference <= {atol:g}",
-        got=f"{diff:.3g}",
+        got=f"{d.max_abs:.3g}",
     )
 
 
@@ -216,6 +227,7 @@ LOSS_NAMES = {
     "softmax_ce": "tf.nn.softmax_cross_entropy_with_logits (mean), for one-hot labels",
     "mse": "the mean squared error tf.reduce_mean(tf.square(y - pred))",
 }
+LOSS_RTOL = 1e-3  # relative tolerance of the loss comparison, besides the spec's `atol`
 
 
 @check("loss_function", needs_task=True)
@@ -231,34 +243,52 @@ def check_loss_function(
     got = _fetched(ev, fetch)
     if isinstance(got, Verdict):
         return got
-    got = got.ravel()
-    outputs = np.asarray(ev.array(f"fetch:{pred}"), dtype=np.float64)
-    y = ev.inputs[labels]
-    chunks = max(len(got), 1)
-    want = np.array(
-        [
-            ev.task.loss_value(o, t)
-            for o, t in zip(np.array_split(outputs, chunks), np.array_split(y, chunks), strict=True)
-        ]
-    )
+    f = loss_function_difference(ev.task, got, fetched(ev, pred), ev.inputs[labels], rtol=LOSS_RTOL)
     name = LOSS_NAMES[ev.task.loss]
-    if not np.all(np.isfinite(got)):
+    if not f.finite:
         return Verdict(0.0, f"`{fetch}` is NaN or infinite on probe inputs: training diverged")
-    if got.shape != want.shape:
-        return Verdict(0.0, f"`{fetch}` should be one number (reduce_mean); got shape {got.shape}")
-    if np.allclose(got, want, atol=atol, rtol=1e-3):
+    if not f.same_shape:
+        return Verdict(
+            0.0, f"`{fetch}` should be one number (reduce_mean); got shape {f.got.shape}"
+        )
+    if f.excess <= atol:
         return Verdict(1.0, f"`{fetch}` is {name}")
+    several = len(f.got) > 1
     return Verdict(
         0.0,
-        f"`{fetch}` on probe inputs is {_fmt_num(got if chunks > 1 else got[0])}; {name} of your "
-        f"`{pred}` against `y` is {_fmt_num(want if chunks > 1 else want[0])}. "
+        f"`{fetch}` on probe inputs is {_fmt_num(f.got if several else f.got[0])}; {name} of your "
+        f"`{pred}` against `y` is {_fmt_num(f.want if several else f.want[0])}. "
         f"This assignment needs {name}.",
-        expected=_fmt_num(want),
-        got=_fmt_num(got),
+        expected=_fmt_num(f.want),
+        got=_fmt_num(f.got),
     )
 
 
 # --- loss_decrease -----------------------------------------------------------------------------
+
+
+def _record_story(rec: RecordFigures | None, start: float, max_ratio: float):
+    """The student's own record in a few words, whether it fell enough, and whether it blew up
+    (rose above twice the loss at initialization) on the way."""
+    if rec is None:
+        return "", False, False
+    own_fell = bool(np.isfinite(rec.last) and rec.last <= max_ratio * min(rec.first, start))
+    if rec.peak > 2 * start:
+        return f" (your `{rec.name}` rose to {rec.peak:.4g} on the way)", own_fell, True
+    return f" (your `{rec.name}` went from {rec.first:.4g} to {rec.last:.4g})", own_fell, False
+
+
+def _loss_hint(blew_up: bool, own_fell: bool, ratio: float) -> str:
+    if blew_up:
+        return " The training loss jumped up: the learning rate (LR) is probably too high."
+    if own_fell:
+        return (
+            " Your own loss fell, so the network you trained is not the lecture's network on "
+            "the lecture's labels: see the wiring and label checks."
+        )
+    if ratio > 0.9:
+        return " Did the training loop run `optm`?"
+    return ""
 
 
 @check("loss_decrease", needs_task=True)
@@ -266,8 +296,7 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
     """Training lowered the loss: the grader recomputes the loss of the final weights and of the
     template's initialization on data it generates itself (the student's `loss_record` is shown
     for feedback only)."""
-    params = ev.params()
-    bad = _nonfinite(params)
+    bad = _nonfinite(ev.params())
     if bad:
         return Verdict(
             0.0,
@@ -275,58 +304,26 @@ def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) 
             f"try a smaller learning rate (LR)",
             got="NaN",
         )
-    if ev.data is not None:  # an image assignment: the held-out images the sandbox never saw
-        images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
-        x = ev.task.features(images[:n])
-        y = ev.task.image_targets(images[:n], labels[:n])
-    else:
-        _, x, y = ev.task.dataset(n, ev.assignment.grading_seed + 1)
-    rng = np.random.default_rng(ev.assignment.grading_seed + 2)
-    init = {
-        k: rng.normal(0.0, ev.task.init_stddev, size=v.shape).astype(np.float64)
-        for k, v in params.items()
-    }
     try:
-        final = ev.task.loss_value(ev.task.forward(params, x), y)
-        start = ev.task.loss_value(ev.task.forward(init, x), y)
+        loss = loss_before_after(ev, n)
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    record, own_fell, blew_up = "", False, False
-    for rec in ev.assignment.collect.records:
-        if rec in ev.arrays and ev.arrays[rec].size >= 2:
-            r = ev.arrays[rec].ravel().astype(float)
-            record = f" (your `{rec}` went from {r[0]:.4g} to {r[-1]:.4g})"
-            own_fell = bool(np.isfinite(r[-1]) and r[-1] <= max_ratio * min(r[0], start))
-            own_peak = float(np.nanmax(r)) if np.isfinite(np.nanmax(r)) else np.inf
-            if own_peak > 2 * start:
-                record = f" (your `{rec}` rose to {own_peak:.4g} on the way)"
-                blew_up = True
-            break  # the first record (the training loss) tells the story
+    start, final = loss.start, loss.final
+    record, own_fell, blew_up = _record_story(training_record(ev), start, max_ratio)
     if not np.isfinite(final) or final > 1e6 * max(start, 1e-12):
         return Verdict(
             0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}"
         )
-    ratio = final / start if start > 0 else 0.0
     drawn = "held-out images" if ev.data is not None else "fresh points"
     expected = (
         f"loss after training <= {max_ratio:g} x loss at initialization = {max_ratio * start:.4g}"
     )
-    if ratio <= max_ratio:
+    if loss.ratio <= max_ratio:
         return Verdict(
             1.0,
             f"the loss fell from {start:.4g} at initialization to {final:.4g} after training{record}",
         )
-    if blew_up:
-        hint = " The training loss jumped up: the learning rate (LR) is probably too high."
-    elif own_fell:
-        hint = (
-            " Your own loss fell, so the network you trained is not the lecture's network on "
-            "the lecture's labels: see the wiring and label checks."
-        )
-    elif ratio > 0.9:
-        hint = " Did the training loop run `optm`?"
-    else:
-        hint = ""
+    hint = _loss_hint(blew_up, own_fell, loss.ratio)
     return Verdict(
         0.0,
         f"the loss of your final weights on {n} {drawn} is {final:.4g}; at the template's "
@@ -344,8 +341,8 @@ def check_parameters(ev: Evidence, *, expect: dict[str, float], atol: float = 0.
     """Learned parameters are close to the values the data were generated with."""
     problems = []
     good = []
-    for name, value in expect.items():
-        arr = np.asarray(ev.array(name), dtype=np.float64).ravel()
+    for name, arr in parameter_values(ev, list(expect)).items():
+        value = expect[name]
         if arr.size != 1:
             problems.append(f"{show(name)} has {arr.size} values; expected a single number")
             continue
@@ -374,34 +371,49 @@ def check_decision_boundary(
 ) -> Verdict:
     """The classifier agrees with the true boundary of the lecture's data generator, on a dense
     grid over the lecture's domain and on held-out points drawn with a grader seed."""
-    params = ev.params()
-    bad = _nonfinite(params)
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
-    gen = ev.task.generator
-    points = gen.grid(grid)
-    held, _, _ = ev.task.dataset(heldout, ev.assignment.grading_seed + 3)
+    params = _finite_params(ev)
+    if isinstance(params, Verdict):
+        return params
     try:
-        on_grid = float(
-            np.mean(ev.task.predict_class(params, ev.task.features(points)) == gen.classes(points))
-        )
-        on_held = float(
-            np.mean(ev.task.predict_class(params, ev.task.features(held)) == gen.classes(held))
-        )
+        agree = boundary_agreement(ev.task, params, grid, heldout, ev.assignment.grading_seed)
     except ValueError as exc:
         return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    gen = ev.task.generator
     domain = ", ".join(
         f"x{i + 1} in [{lo:g}, {hi:g}]"
         for i, (lo, hi) in enumerate(zip(gen.low, gen.high, strict=True))
     )
     text = (
-        f"your classifier agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
-        f"{grid}x{grid} grid over {domain} and on {on_held:.1%} of {heldout} held-out points"
+        f"your classifier agrees with the true boundary {gen.formula} on {agree.on_grid:.1%} of a "
+        f"{grid}x{grid} grid over {domain} and on {agree.on_held:.1%} of {heldout} held-out points"
     )
-    return _against(text, min(on_grid, on_held), minimum, least=True, fmt=".1%")
+    return _against(text, agree.lowest, minimum, least=True, fmt=".1%")
 
 
 # --- checkpoint_restore ---------------------------------------------------------------------------
+
+
+def _restore_problem(pair: RestorePair, trained_in: str, tested_in: str, atol: float) -> str | None:
+    name = pair.name
+    if pair.trained is None:
+        return f"{trained_in} left no trained {show(name)}: did it run a session?"
+    if pair.restored is None:
+        return (
+            f"{tested_in} has no value for {show(name)}: restore the checkpoint with "
+            f"tf.train.Saver().restore(sess, path)"
+        )
+    if pair.trained.shape != pair.restored.shape:
+        return (
+            f"{show(name)} is {_fmt_shape(pair.trained.shape)} when trained, "
+            f"{_fmt_shape(pair.restored.shape)} when restored"
+        )
+    if pair.difference > atol:
+        return (
+            f"{tested_in} used a {show(name)} that differs from the one {trained_in} trained, by "
+            f"up to {pair.max_abs:.3g}: was the checkpoint saved after training, and restored "
+            f"rather than initialized again?"
+        )
+    return None
 
 
 @check("checkpoint_restore", needs_task=True)
@@ -412,39 +424,14 @@ def check_checkpoint_restore(
     in separate namespaces and graphs): same variables, hence the same held-out accuracy."""
     stages = [s.file for s in ev.assignment.stages] or ["training", "test"]
     trained_in, tested_in = stages[0], stages[-1]
-    problems = []
-    trained, restored = {}, {}
-    for name in names:
-        try:
-            trained[name] = np.asarray(ev.array(prefix + name), dtype=np.float64)
-        except Missing:
-            problems.append(f"{trained_in} left no trained {show(name)}: did it run a session?")
-            continue
-        try:
-            restored[name] = np.asarray(ev.array(name), dtype=np.float64)
-        except Missing:
-            problems.append(
-                f"{tested_in} has no value for {show(name)}: restore the checkpoint with "
-                f"tf.train.Saver().restore(sess, path)"
-            )
-            continue
-        if trained[name].shape != restored[name].shape:
-            problems.append(
-                f"{show(name)} is {_fmt_shape(trained[name].shape)} when trained, {_fmt_shape(restored[name].shape)} when restored"
-            )
-        elif not np.allclose(trained[name], restored[name], atol=atol, rtol=0, equal_nan=True):
-            diff = float(np.max(np.abs(trained[name] - restored[name])))
-            problems.append(
-                f"{tested_in} used a {show(name)} that differs from the one {trained_in} trained, by "
-                f"up to {diff:.3g}: was the checkpoint saved after training, and restored rather "
-                f"than initialized again?"
-            )
+    pairs = restore_pairs(ev, names, prefix)
+    problems = [p for p in (_restore_problem(q, trained_in, tested_in, atol) for q in pairs) if p]
     if problems:
         return Verdict(0.0, "\n".join(problems))
     text = f"{tested_in} restored exactly what {trained_in} trained ({', '.join(show(n) for n in names)})"
     if ev.data is not None:
-        x = ev.task.features(ev.data.heldout_x)
-        acc = float(np.mean(ev.task.predict_class(restored, x) == ev.data.heldout_y))
+        restored = {p.name: p.restored for p in pairs if p.restored is not None}
+        acc = heldout_accuracy(ev, restored).accuracy
         text += f": held-out accuracy {acc:.1%} after the restore, as after training"
     return Verdict(1.0, text)
 
@@ -460,35 +447,29 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
     want = _bound_for(ev, minimum, "accuracy threshold")
     if isinstance(want, Verdict):
         return want
-    x = ev.task.features(ev.data.heldout_x)
-    if ev.task.model == "keras":
-        from grader.checks.keras import student_model
-        from grader.model.keras import ModelRefused
-
-        try:
-            pred = np.argmax(student_model(ev).forward(x), axis=-1)
-        except ModelRefused as exc:
-            return Verdict(0.0, f"your model cannot be graded: {exc}")
-        except ValueError as exc:
+    keras = ev.task.model == "keras"
+    params: dict[str, np.ndarray] | None = None
+    if not keras:
+        found = _finite_params(ev)
+        if isinstance(found, Verdict):
+            return found
+        params = found
+    try:
+        acc = heldout_accuracy(ev, params)
+    except ModelRefused as exc:
+        return Verdict(0.0, f"your model cannot be graded: {exc}")
+    except ValueError as exc:
+        if keras:
             return Verdict(
                 0.0, f"your model does not take the images as the notes prepare them: {exc}"
             )
-    else:
-        params = _finite_params(ev)
-        if isinstance(params, Verdict):
-            return params
-        try:
-            pred = ev.task.predict_class(params, x)
-        except ValueError as exc:
-            return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    acc = float(np.mean(pred == ev.data.heldout_y))
-    text = f"accuracy {acc:.1%} on {len(pred)} held-out images of {ev.data.dataset.name}"
-    common = np.bincount(pred, minlength=ev.task.classes)
+        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+    text = f"accuracy {acc.accuracy:.1%} on {acc.images} held-out images of {ev.data.dataset.name}"
     hint = ""
-    if common.max() > 0.5 * len(pred):
-        share = common.max() / len(pred)
-        hint = f"; it predicts {int(np.argmax(common))} for {share:.0%} of the images"
-    return _against(text, acc, want, least=True, fmt=".1%", hint=hint)
+    if acc.top_count > 0.5 * acc.images:
+        share = acc.top_count / acc.images
+        hint = f"; it predicts {acc.top_class} for {share:.0%} of the images"
+    return _against(text, acc.accuracy, want, least=True, fmt=".1%", hint=hint)
 
 
 # --- one_hot -----------------------------------------------------------------------------------
@@ -507,11 +488,9 @@ def check_one_hot(ev: Evidence, *, labels: str = "train_y", inputs: str = "train
             expected=f"({m}, 2)",
             got=_fmt_shape(y.shape),
         )
-    if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+    if not is_one_hot(y):
         return Verdict(0.0, f"{show(labels)} rows are not one-hot (each row needs a single 1)")
-    x = np.asarray(ev.array(inputs), dtype=np.float64)
-    points = x[:, -2:]
-    agree = float(np.mean(np.argmax(y, axis=1) == ev.task.generator.classes(points)))
+    agree = label_agreement(ev.task, y, np.asarray(ev.array(inputs), dtype=np.float64))
     if agree < 0.99:
         return Verdict(
             0.0,

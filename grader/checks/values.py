@@ -8,11 +8,11 @@ import numpy as np
 
 from grader.checks.base import (
     Evidence,
-    Missing,
     Verdict,
     _fmt_num,
     show,
 )
+from grader.checks.measures import call_counts, computed_value, record_lengths
 from grader.registry import check
 
 # --- records -----------------------------------------------------------------------------------
@@ -24,17 +24,17 @@ def check_records(ev: Evidence, *, names: list[str], min_length: int = 2) -> Ver
     number of finite entries, at least `min_length`. Feedback on completeness only: the
     grader never takes a learning result from them."""
     problems, lengths = [], []
-    for name in names:
-        try:
-            rec = np.asarray(ev.array(name), dtype=np.float64).ravel()
-        except Missing as exc:
-            problems.append(str(exc))
+    for rec in record_lengths(ev, names):
+        if rec.missing is not None:
+            problems.append(str(rec.missing))
             continue
-        lengths.append(len(rec))
-        if len(rec) < min_length:
-            problems.append(f"{show(name)} has {len(rec)} entries; expected at least {min_length}")
-        elif not np.all(np.isfinite(rec)):
-            problems.append(f"{show(name)} contains NaN or infinity")
+        lengths.append(rec.length)
+        if rec.length < min_length:
+            problems.append(
+                f"{show(rec.name)} has {rec.length} entries; expected at least {min_length}"
+            )
+        elif not rec.finite:
+            problems.append(f"{show(rec.name)} contains NaN or infinity")
     if not problems and len(set(lengths)) > 1:
         problems.append(
             ", ".join(f"{show(n)} has {k}" for n, k in zip(names, lengths, strict=True))
@@ -61,26 +61,22 @@ def check_values(ev: Evidence, *, cases: list[dict[str, Any]]) -> Verdict:
         label = case.get("shown") or show(of)
         atol = float(case.get("atol", 1e-3))
         expected = np.asarray(case["expected"], dtype=np.float64)
-        err = ev.facts.get("call_errors", {}).get(of.removeprefix("call:"))
-        if err:
-            problems.append(f"{label} failed: {err}")
-            continue
-        try:
-            got = np.asarray(ev.array(of), dtype=np.float64)
-        except Missing as exc:
+        found = computed_value(ev, of, expected)
+        if found.error:
+            problems.append(f"{label} failed: {found.error}")
+        elif found.missing is not None:
+            exc = found.missing
             problems.append(str(exc) if label == show(of) else f"{label}: {exc}")
-            continue
-        except (TypeError, ValueError):
+        elif found.not_number or found.got is None:
             problems.append(f"{label} is not a number")
-            continue
-        if got.size != expected.size:
+        elif found.got.size != expected.size:
             problems.append(
-                f"{label} gave {got.size} value(s) {_fmt_num(got)}; expected {expected.size}: "
-                f"{_fmt_num(expected)}"
+                f"{label} gave {found.got.size} value(s) {_fmt_num(found.got)}; expected "
+                f"{expected.size}: {_fmt_num(expected)}"
             )
-        elif not np.allclose(got.reshape(expected.shape), expected, atol=atol, rtol=0):
+        elif not found.deviation <= atol:
             problems.append(
-                f"{label} is {_fmt_num(got)}; expected {_fmt_num(expected)} (within {atol:g})"
+                f"{label} is {_fmt_num(found.got)}; expected {_fmt_num(expected)} (within {atol:g})"
             )
     if problems:
         return Verdict((len(cases) - len(problems)) / len(cases), "\n".join(problems))
@@ -93,28 +89,27 @@ def check_values(ev: Evidence, *, cases: list[dict[str, Any]]) -> Verdict:
 @check("call_count")
 def check_call_count(ev: Evidence, *, function: str, per_n: float = 3.0) -> Verdict:
     """A memoized function makes a number of calls linear in n (counted in the sandbox)."""
-    runs = ev.facts.get("call_counts", {}).get(function)
-    if not runs:
+    runs = call_counts(ev, function)
+    if runs is None:
         reason = ev.facts.get("missing", {}).get(function, "not defined")
         return Verdict(0.0, f"`{function}` could not be called: {reason}")
     problems = []
     for run in runs:
-        n, calls = run["n"], run["calls"]
-        limit = per_n * n + 2
-        if run.get("error"):
-            problems.append(f"`{function}({n})` raised {run['error']}")
-        elif run.get("capped"):
+        limit = per_n * run.n + 2
+        if run.error:
+            problems.append(f"`{function}({run.n})` raised {run.error}")
+        elif run.capped:
             problems.append(
-                f"`{function}({n})` made more than {calls} calls (stopped there); a memoized "
-                f"version makes about 2n = {2 * n}. Store each result in `memo` and return it "
-                f"when it is already there"
+                f"`{function}({run.n})` made more than {run.calls} calls (stopped there); a "
+                f"memoized version makes about 2n = {2 * run.n}. Store each result in `memo` and "
+                f"return it when it is already there"
             )
-        elif calls > limit:
+        elif run.calls > limit:
             problems.append(
-                f"`{function}({n})` made {calls} calls; expected at most {limit:g} "
+                f"`{function}({run.n})` made {run.calls} calls; expected at most {limit:g} "
                 f"(linear in n), as memoization gives"
             )
-    counts = ", ".join(f"{function}({r['n']}): {r['calls']} calls" for r in runs)
+    counts = ", ".join(f"{function}({r.n}): {r.calls} calls" for r in runs)
     if problems:
         return Verdict(0.0, "\n".join(problems), expected=f"<= {per_n:g}n + 2 calls", got=counts)
     return Verdict(1.0, f"calls grow linearly with n ({counts})")

@@ -5,6 +5,11 @@ of results: the student's recorded loss curve, the decision regions of their cla
 the lecture's domain, a confusion matrix and misclassified held-out images, autoencoder
 reconstructions and the 2-D latent codes by digit. A figure that cannot be made is left out;
 it never affects a score.
+
+Each plot shows what a check judges, computed by the check's own measure
+(`grader.checks.measures`): the decision regions are the boundary check's predictions, the
+confusion matrix counts the accuracy check's predictions, the reconstructions and latent codes
+are the autoencoder checks' own.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.graph import Evidence
+from grader.checks import measures
+from grader.checks.base import Evidence
 
 GRID = 120
 MAX_IMAGES = 8
@@ -36,27 +42,23 @@ def collect(ev: Evidence) -> dict[str, Any]:
     return figures
 
 
-def _loss_curve(ev: Evidence):
-    curves = {}
-    for name in ev.assignment.collect.records:
-        if name in ev.arrays and ev.arrays[name].size >= 2:
-            values = np.asarray(ev.arrays[name], dtype=float).ravel()
-            curves[name] = [float(v) for v in values if np.isfinite(v)]
+def _loss_curve(ev: Evidence) -> dict[str, list[float]] | None:
+    curves = {
+        name: [float(v) for v in values if np.isfinite(v)]
+        for name, values in measures.loss_records(ev).items()
+    }
     return curves or None
 
 
-def _boundary(ev: Evidence):
+def _boundary(ev: Evidence) -> dict[str, Any] | None:
     task = ev.task
     if task is None or task.generator is None or task.generator.boundary is None:
         return None
     gen = task.generator
-    xs = np.linspace(gen.low[0], gen.high[0], GRID)
-    ys = np.linspace(gen.low[1], gen.high[1], GRID)
-    mx, my = np.meshgrid(xs, ys)
-    points = np.column_stack([mx.ravel(), my.ravel()])
-    pred = task.predict_class(ev.params(), task.features(points)).reshape(GRID, GRID)
-    truth = gen.boundary(mx, my)
-    held, _, _ = task.dataset(300, ev.assignment.grading_seed + 3)
+    points = gen.grid(GRID)  # row i: x2 = ys[i]; column j: x1 = xs[j]
+    pred = measures.predicted_classes(task, ev.params(), points).reshape(GRID, GRID)
+    truth = gen.boundary(points[:, 0].reshape(GRID, GRID), points[:, 1].reshape(GRID, GRID))
+    held = measures.heldout_points(task, 300, ev.assignment.grading_seed)
     return {
         "extent": [gen.low[0], gen.high[0], gen.low[1], gen.high[1]],
         "predicted": pred.astype(int).tolist(),
@@ -67,19 +69,10 @@ def _boundary(ev: Evidence):
     }
 
 
-def _predictions(ev: Evidence) -> np.ndarray | None:
-    x = ev.task.features(ev.data.heldout_x)
-    if ev.task.model == "keras":
-        from grader.checks.keras import student_model
-
-        return np.argmax(student_model(ev).forward(x), axis=-1)
-    return ev.task.predict_class(ev.params(), x)
-
-
-def _confusion(ev: Evidence):
+def _confusion(ev: Evidence) -> dict[str, Any] | None:
     if ev.data is None or ev.task is None or ev.task.labels == "reconstruction":
         return None
-    pred = _predictions(ev)
+    pred = measures.heldout_accuracy(ev).predictions
     truth = ev.data.heldout_y.astype(int)
     matrix = np.zeros((10, 10), dtype=int)
     np.add.at(matrix, (truth, pred), 1)
@@ -97,16 +90,15 @@ def _confusion(ev: Evidence):
     }
 
 
-def _autoencoder(ev: Evidence):
+def _autoencoder(ev: Evidence) -> dict[str, Any] | None:
     if ev.data is None or ev.task is None or ev.task.labels != "reconstruction":
         return None
-    images, labels = ev.task.select(ev.data.heldout_x, ev.data.heldout_y)
+    images, labels = measures.heldout_digits(ev.task, ev.data)
     params = ev.params()
-    x = ev.task.features(images)
-    recon = ev.task.forward(params, x[:MAX_IMAGES])
-    latent = ev.task.forward(params, x[:300], 0, 3)
+    x, recon = measures.reconstructions(ev.task, params, images[:MAX_IMAGES])
+    latent = measures.latent_codes(ev.task, params, images[:300])
     return {
-        "originals": (x[:MAX_IMAGES] * 255).clip(0, 255).astype(int).tolist(),
+        "originals": (x * 255).clip(0, 255).astype(int).tolist(),
         "reconstructions": (recon * 255).clip(0, 255).astype(int).tolist(),
         "latent": latent.tolist(),
         "labels": labels[:300].astype(int).tolist(),

@@ -1,0 +1,135 @@
+"""Measures: the figures the checks judge, as plain functions of the evidence or of arrays.
+
+A measure computes one figure (a float, an array of predictions, a small dataclass) and
+nothing else: no threshold, no message, no points. The checks (`grader.checks.graph`,
+`.autoencoder`, `.keras`, `.values`) are the judges: each calls its measures, compares the
+figure with the spec's threshold and phrases the verdict. The feedback figures
+(`grader.report.figures`) and the calibration benchmark (`benchmarks/calibrate.py`) call the
+same measures, so that a figure is computed in one place only.
+
+A measure raises `Missing` when an artifact it needs was not produced, and `ValueError` when
+the student's weights do not fit the lecture's network (`ModelRefused` when a Keras model
+cannot be read); the judges turn these into messages.
+
+- `network`: what the grader's NumPy rebuild of the student's network computes;
+- `keras`: the student's Keras model rebuilt from data, and what the sandbox reported of it;
+- `values`: numbers the student's code computed, record lengths, call counts.
+"""
+
+from grader.checks.measures.keras import (
+    Compiled,
+    LearningRates,
+    compiled_with,
+    decayed_rate,
+    event_scalars,
+    learning_rates,
+    name_of,
+    reference_model,
+    saved_models,
+    scalar_series,
+    structure_differences,
+    student_model,
+)
+from grader.checks.measures.network import (
+    HELDOUT_SEED,
+    INIT_SEED,
+    LOSS_DATA_SEED,
+    Accuracy,
+    Agreement,
+    ArrayFound,
+    Difference,
+    LossFigures,
+    LossFunctionFigures,
+    PlaceholderFound,
+    Reconstruction,
+    RecordFigures,
+    RestorePair,
+    array_shapes,
+    boundary_agreement,
+    fetched,
+    heldout_accuracy,
+    heldout_digits,
+    heldout_points,
+    is_one_hot,
+    label_agreement,
+    latent_codes,
+    latent_separation,
+    loss_before_after,
+    loss_data,
+    loss_function_difference,
+    loss_records,
+    max_difference,
+    parameter_values,
+    placeholder_shapes,
+    predicted_classes,
+    reconstruction_error,
+    reconstructions,
+    restore_pairs,
+    training_record,
+    wiring_difference,
+)
+from grader.checks.measures.values import (
+    CallRun,
+    RecordFound,
+    ValueFound,
+    call_counts,
+    computed_value,
+    record_lengths,
+)
+
+__all__ = [
+    "HELDOUT_SEED",
+    "INIT_SEED",
+    "LOSS_DATA_SEED",
+    "Accuracy",
+    "Agreement",
+    "ArrayFound",
+    "CallRun",
+    "Compiled",
+    "Difference",
+    "LearningRates",
+    "LossFigures",
+    "LossFunctionFigures",
+    "PlaceholderFound",
+    "Reconstruction",
+    "RecordFigures",
+    "RecordFound",
+    "RestorePair",
+    "ValueFound",
+    "array_shapes",
+    "boundary_agreement",
+    "call_counts",
+    "compiled_with",
+    "computed_value",
+    "decayed_rate",
+    "event_scalars",
+    "fetched",
+    "heldout_accuracy",
+    "heldout_digits",
+    "heldout_points",
+    "is_one_hot",
+    "label_agreement",
+    "latent_codes",
+    "latent_separation",
+    "learning_rates",
+    "loss_before_after",
+    "loss_data",
+    "loss_function_difference",
+    "loss_records",
+    "max_difference",
+    "name_of",
+    "parameter_values",
+    "placeholder_shapes",
+    "predicted_classes",
+    "reconstruction_error",
+    "reconstructions",
+    "record_lengths",
+    "reference_model",
+    "restore_pairs",
+    "saved_models",
+    "scalar_series",
+    "structure_differences",
+    "student_model",
+    "training_record",
+    "wiring_difference",
+]
