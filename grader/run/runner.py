@@ -223,9 +223,6 @@ class ColdRunner:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=(write_end, *(fd for fd, _ in inputs)),
-                user=uid if self.mode == "none" else None,
-                group=uid if self.mode == "none" else None,
-                extra_groups=[] if (self.mode == "none" and uid is not None) else None,
             )
         except OSError as exc:
             os.close(read_end)
@@ -274,8 +271,8 @@ class ColdRunner:
             if uid is not None:
                 for path in [scratch, *scratch.rglob("*")]:
                     os.chown(path, uid, uid)
-            lift = [sys.executable, "-I", "-m", "grader.run.launch", "--"]  # lifts the ceiling
-            return [*lift, *child, str(scratch / "in" / JOB_FILE)], str(scratch / "work"), scratch
+            command = [*self._launch(uid), *child, str(scratch / "in" / JOB_FILE)]
+            return command, str(scratch / "work"), scratch
         fence = walls.Walls(
             readonly=self.readonly,
             hidden=self.hidden,
@@ -283,10 +280,15 @@ class ColdRunner:
             env=_child_env(JOB_WORK),
         )
         argv = fence.argv([*child, f"{JOB_IN}/{JOB_FILE}"])
+        return [*self._launch(uid), *argv], None, None
+
+    def _launch(self, uid: int | None) -> list[str]:
+        """The launcher: lifts the grader's own memory ceiling and, as root, drops to the job's
+        fresh uid with the interpreter reachable (then bwrap, or the bare child, runs as it)."""
         launch = [sys.executable, "-I", "-m", "grader.run.launch"]
-        if uid is not None:  # root: drop to the job's own uid first, then bwrap as that uid
+        if uid is not None:
             launch += ["--uid", str(uid), *(a for p in self.readonly for a in ("--expose", p))]
-        return [*launch, "--", *argv], None, None
+        return [*launch, "--"]
 
 
 def _input_files(job: Job, result_fd: int, mode: str) -> list[tuple[int, str]]:
