@@ -157,7 +157,8 @@ def grade_file(
     if outcome.facts.get("collect_error"):
         problems.append(f"collecting results failed: {outcome.facts['collect_error']}")
     # 3. checks on the validated artifacts; 4. figures for the pages (never a score).
-    evidence = Evidence(assignment, outcome.arrays, outcome.facts, job.inputs, splits)
+    arrays = _capped_records(assignment, outcome.arrays, notes)
+    evidence = Evidence(assignment, arrays, outcome.facts, job.inputs, splits)
     t0 = time.perf_counter()
     results = [_run_check(c, evidence) for c in checks]
     timing = {"checks_s": time.perf_counter() - t0}
@@ -165,6 +166,27 @@ def grade_file(
     figures = _figures.collect(evidence)
     timing["figures_s"] = time.perf_counter() - t0
     return done(outcome.status, results, problems, notes, outcome, timing, figures)
+
+
+MAX_RECORD = 100_000  # entries of a loss record the grader reads (plots, messages)
+
+
+def _capped_records(
+    assignment: Assignment, arrays: dict[str, np.ndarray], notes: list[str]
+) -> dict[str, np.ndarray]:
+    """Loss records longer than MAX_RECORD, thinned to MAX_RECORD evenly spaced entries (the
+    first and the last kept): feedback only, and no record makes the grader slow."""
+    out = dict(arrays)
+    for name in assignment.collect.records:
+        record = out.get(name)
+        if record is not None and record.size > MAX_RECORD:
+            keep = np.linspace(0, record.size - 1, MAX_RECORD).round().astype(np.int64)
+            out[name] = record.ravel()[keep]
+            notes.append(
+                f"`{name}` has {record.size:,} entries; the grader read {MAX_RECORD:,} of them, "
+                f"evenly spaced"
+            )
+    return out
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,28 @@ class Evidence:
 
     def array(self, name: str) -> np.ndarray:
         """An artifact by name; `a|b` names alternatives (the notes call one layer `hidden` in
-        one lecture and `hidden1` in another): the first one present is taken."""
+        one lecture and `hidden1` in another): the first one present is taken. An array larger
+        than the assignment allows (its `shapes` check) is refused here, before any arithmetic:
+        a 96 KB weight of shape (3, 4000) must not make the grader evaluate a 4000-wide layer
+        on a 200x200 grid."""
         for alt in name.split("|"):
             if alt in self.arrays:
-                return self.arrays[alt]
+                found = self.arrays[alt]
+                limit = self.bounds().get(alt)
+                too_big = found.size > MAX_ELEMENTS or (
+                    limit is not None
+                    and len(limit) == found.ndim
+                    and any(
+                        b is not None and d > b for d, b in zip(found.shape, limit, strict=True)
+                    )
+                )
+                if too_big:
+                    allowed = _fmt_shape(limit) if limit else f"{MAX_ELEMENTS:,} values"
+                    raise Missing(
+                        f"{show(alt)} has shape {_fmt_shape(found.shape)}, more than this "
+                        f"assignment allows ({allowed}); it was not evaluated"
+                    )
+                return found
         name = name.split("|")[0]
         reason = self.facts.get("missing", {}).get(name) or self.facts.get("missing", {}).get(
             name.split(".")[0].split(":")[-1]
@@ -66,6 +84,36 @@ class Evidence:
 
     def params(self) -> dict[str, np.ndarray]:
         return {name: self.array(name) for name in self.task.weight_names()}
+
+    def bounds(self) -> dict[str, tuple[int | None, ...]]:
+        """The largest shape the spec's `shapes` check allows each array (a dimension it leaves
+        open as [low, high] counts as high; `batch` and unknown names as unbounded)."""
+        if "bounds" not in self.cache:
+            found: dict[str, tuple[int | None, ...]] = {}
+            for spec in getattr(self.assignment, "checks", ()):
+                if spec.check != "shapes":
+                    continue
+                dims = spec.params.get("dims") or {}
+                for names, symbols in (spec.params.get("arrays") or {}).items():
+                    limit = tuple(_largest(sym, dims) for sym in symbols)
+                    for alt in names.split("|"):
+                        found[alt] = limit
+            self.cache["bounds"] = found
+        return self.cache["bounds"]
+
+
+MAX_ELEMENTS = 50_000_000  # no array the grader evaluates may hold more (400 MB in float64)
+
+
+def _largest(symbol: Any, dims: dict[str, Any]) -> int | None:
+    if isinstance(symbol, int):
+        return symbol
+    rule = dims.get(symbol)
+    if isinstance(rule, int):
+        return rule
+    if isinstance(rule, list) and len(rule) == 2 and isinstance(rule[1], int):
+        return rule[1]
+    return None
 
 
 def show(name: str) -> str:
