@@ -3,6 +3,8 @@ computed by the grader's rebuild of the student's network."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from grader.checks.base import (
     Evidence,
     Verdict,
@@ -21,17 +23,28 @@ from grader.registry import check
 # --- autoencoder -------------------------------------------------------------------------------
 
 
-@check("reconstruction", needs_task=True)
-def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
-    """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
-    student's weights, on held-out images of the assignment's digits, below a bound calibrated
-    per data set."""
-    bound = _bound_for(ev, maximum, "reconstruction bound")
+def _bound_and_params(
+    ev: Evidence, table: dict[str, float], what: str
+) -> tuple[float, dict[str, np.ndarray]] | Verdict:
+    """The bound for this data set and the student's finite weights, or why not."""
+    bound = _bound_for(ev, table, what)
     if isinstance(bound, Verdict):
         return bound
     params = _finite_params(ev)
     if isinstance(params, Verdict):
         return params
+    return bound, params
+
+
+@check("reconstruction", needs_task=True)
+def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
+    """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
+    student's weights, on held-out images of the assignment's digits, below a bound calibrated
+    per data set."""
+    ready = _bound_and_params(ev, maximum, "reconstruction bound")
+    if isinstance(ready, Verdict):
+        return ready
+    bound, params = ready
     try:
         rec = reconstruction_error(ev.task, params, ev.data)
     except ValueError as exc:
@@ -49,12 +62,10 @@ def check_latent_separation(
     """The digits are separable in the latent space: k-nearest-neighbour accuracy (5-fold
     cross-validated) on the latent codes of held-out images, computed by the grader's rebuild
     of the encoder fed the student's weights."""
-    want = _bound_for(ev, minimum, "separation bound")
-    if isinstance(want, Verdict):
-        return want
-    params = _finite_params(ev)
-    if isinstance(params, Verdict):
-        return params
+    ready = _bound_and_params(ev, minimum, "separation bound")
+    if isinstance(ready, Verdict):
+        return ready
+    want, params = ready
     images, labels = heldout_digits(ev.task, ev.data)
     try:
         z = latent_codes(ev.task, params, images, latent_layers)

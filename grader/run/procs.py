@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
-__all__ = ["Usage", "descendants", "kill_tree", "usage"]
+__all__ = ["Usage", "descendants", "kill_tree", "kill_uid", "of_uid", "usage"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -83,11 +84,17 @@ def _cpu_limit(pid: int) -> float | None:
 def kill_tree(root: int, uid: int | None = None) -> None:
     """SIGKILL `root` and all its descendants, then (a fresh uid per job, as root) every process
     left with the job's uid; repeated until none is left."""
+    _kill_until_gone(lambda: descendants(root) + (of_uid(uid) if uid is not None else []))
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid` (a uid of the grader's own, never a person's)."""
+    _kill_until_gone(lambda: of_uid(uid))
+
+
+def _kill_until_gone(find: Callable[[], list[int]]) -> None:
     for _ in range(5):
-        pids = descendants(root)
-        if uid is not None:
-            pids += _of_uid(uid)
-        alive = [p for p in pids if _stat(p) is not None]
+        alive = [p for p in find() if _stat(p) is not None]
         if not alive:
             return
         for pid in alive:
@@ -98,7 +105,7 @@ def kill_tree(root: int, uid: int | None = None) -> None:
         time.sleep(0.01)
 
 
-def _of_uid(uid: int) -> list[int]:
+def of_uid(uid: int) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -108,17 +115,3 @@ def _of_uid(uid: int) -> list[int]:
             except OSError:
                 continue
     return out
-
-
-def kill_uid(uid: int) -> None:
-    """SIGKILL every process of `uid` (a uid of the grader's own, never a person's)."""
-    for _ in range(5):
-        pids = _of_uid(uid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.01)

@@ -138,19 +138,8 @@ class _Uids:
         with self.lock:
             while True:
                 uid, self.next = self.next, self.next + 1
-                if not _uid_in_use(uid):
+                if not procs.of_uid(uid):
                     return uid
-
-
-def _uid_in_use(uid: int) -> bool:
-    return any(entry.isdigit() and _owner(entry) == uid for entry in os.listdir("/proc"))
-
-
-def _owner(entry: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{entry}").st_uid
-    except OSError:
-        return None
 
 
 class ColdRunner:
