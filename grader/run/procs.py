@@ -52,6 +52,7 @@ class Usage:
 
     def __init__(self) -> None:
         self.rss_mb = 0.0
+        self.cpu_s = 0.0  # CPU time of the processes and of the children they have reaped
         self.cpu_ratio = 0.0  # max over processes of CPU used / its soft RLIMIT_CPU
 
 
@@ -63,6 +64,7 @@ def usage(pids: list[int]) -> Usage:
             continue
         found.rss_mb += int(fields[21]) * _PAGE / (1024 * 1024)
         cpu = (int(fields[11]) + int(fields[12])) / _TICK
+        found.cpu_s += cpu + (int(fields[13]) + int(fields[14])) / _TICK
         limit = _cpu_limit(pid)
         if limit:
             found.cpu_ratio = max(found.cpu_ratio, cpu / limit)

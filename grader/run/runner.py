@@ -373,8 +373,9 @@ def _child_env(work: str) -> dict[str, str]:
 
 
 class _Ended:
-    """How a job ended: the limit it broke (if any), its peak memory and, from the kernel's
-    accounting of everything the job's processes used (wait4), its CPU time."""
+    """How a job ended: the limit it broke (if any), its peak memory, and its CPU time as the
+    kernel accounts it for the job's processes (sampled while it runs: a process that lives
+    less than a sampling interval may be missed)."""
 
     def __init__(self) -> None:
         self.status, self.message = "", ""
@@ -382,11 +383,10 @@ class _Ended:
 
     def reap(self, proc: subprocess.Popen, flags: int) -> bool:
         """Collect the job's exit status without blocking (WNOHANG) or blocking (0)."""
-        pid, status, usage = os.wait4(proc.pid, flags)
+        pid, status = os.waitpid(proc.pid, flags)
         if pid == 0:
             return False
         proc.returncode = os.waitstatus_to_exitcode(status)
-        self.cpu_s = usage.ru_utime + usage.ru_stime
         return True
 
 
@@ -399,6 +399,7 @@ def _watch(proc: subprocess.Popen, limits: Limits, started: float, ended: _Ended
         time.sleep(POLL_S)
         used = procs.usage(procs.descendants(proc.pid))
         ended.peak = max(ended.peak, used.rss_mb)
+        ended.cpu_s = max(ended.cpu_s, used.cpu_s)
         ended.cpu_ratio = max(ended.cpu_ratio, used.cpu_ratio)
         if used.rss_mb > limits.memory_mb:
             ended.status, ended.message = "memory", _MEMORY.format(limits.memory_mb)
