@@ -43,12 +43,20 @@ def mode(request):
     return request.param
 
 
+def _outside_tmp() -> str | None:
+    for place in ("/srv", "/var/lib", str(Path.home())):
+        if os.access(place, os.W_OK):
+            return place
+    return None
+
+
 class Class:
     """A class folder and an output folder the grader's user can use, and a way to grade it."""
 
     def __init__(self, mode: str):
         self.mode = mode
-        self.base = Path(tempfile.mkdtemp(prefix="grader-attack-"))
+        # Not under /tmp: the job's own /tmp would cover (and so hide) a leak of a folder there.
+        self.base = Path(tempfile.mkdtemp(prefix="grader-attack-", dir=_outside_tmp()))
         self.base.chmod(0o755)
         self.dir = self.base / "class"
         self.out = self.base / "out"
@@ -83,9 +91,17 @@ class Class:
     def grade(self, *extra: str, assignment: str = "recursion", timeout: float = 600):
         command = [*self._owner(), sys.executable, "-m", "grader", "--course", str(ROOT)]
         command += ["grade", str(self.dir), "-a", assignment, "--out", str(self.out), "--json"]
+        # Run from the class folder, with a PYTHONPATH, as an instructor might: neither the
+        # working directory nor the path may become visible to the jobs.
         env = dict(os.environ, HOME=str(self.base), PYTHONDONTWRITEBYTECODE="1")
+        env["PYTHONPATH"] = str(self.base)
         done = subprocess.run(
-            [*command, *extra], capture_output=True, text=True, timeout=timeout, env=env
+            [*command, *extra],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=self.dir,
         )
         self.done = done
         return done

@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,20 +133,19 @@ def _hide(hidden: tuple[str, ...], readonly: tuple[str, ...]) -> list[str]:
 
 
 def readable_paths() -> tuple[str, ...]:
-    """What a job needs read-only: the interpreter, its standard library and site-packages, and
-    of the grader only its sandbox side (`grader/__init__.py`, `wire.py`, `sandbox/`) when the
-    package sits in a source checkout (an editable install) rather than in site-packages."""
+    """What a job needs read-only: the interpreter's installation (its prefix, and the venv's)
+    and its library folders as `sysconfig` names them, and of the grader only its sandbox side
+    (`grader/__init__.py`, `wire.py`, `sandbox/`) when the package sits in a source checkout.
+
+    Never `sys.path`: it holds the working directory of `python -m grader` (a course, a class
+    folder), `$PYTHONPATH` and whatever `.pth` files add."""
     package = str(GRADER_PACKAGE)
-    checkout = str(GRADER_PACKAGE.parent)
-    in_checkout = "-packages" not in Path(checkout).name
     paths = {os.path.realpath(sys.base_prefix), sys.prefix, os.path.realpath(sys.prefix)}
-    for entry in sys.path:
-        real = os.path.realpath(entry) if entry else ""
-        if real and os.path.isdir(real) and not (in_checkout and checkout.startswith(real)):
-            paths.add(real)
-    if in_checkout:
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        paths.add(os.path.realpath(sysconfig.get_paths()[key]))
+    if "-packages" not in GRADER_PACKAGE.parent.name:  # an editable install: not the checkout
         paths |= {f"{package}/__init__.py", f"{package}/wire.py", f"{package}/sandbox"}
-    return tuple(_outermost(paths))
+    return tuple(_outermost({p for p in paths if os.path.exists(p)}))
 
 
 def _outermost(paths: set[str]) -> list[str]:
