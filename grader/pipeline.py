@@ -28,7 +28,7 @@ from grader.errors import SubmissionError
 from grader.report import figures as _figures
 from grader.results import CheckResult, Status, SubmissionResult
 from grader.run import submission as _submission
-from grader.run.names import name_problem
+from grader.run.names import label, name_problem
 from grader.run.runner import Job, Runner, RunOutcome
 from grader.wire import Collect, call_key
 
@@ -353,7 +353,7 @@ def find_submissions(directory: Path, assignments: Iterable[Assignment]) -> list
             continue
         for a in assignments:
             if reason:
-                subs.append(Submission(entry.name, a, None, f"refused: {reason}"))
+                subs.append(Submission(label(entry.name), a, None, f"refused: {reason}"))
             else:
                 subs.append(_find_one(Path(entry.path), a))
     return subs
@@ -371,6 +371,8 @@ def _find_one(student_dir: Path, a: Assignment) -> Submission:
     if inner.is_dir() and not inner.is_symlink():
         candidates += sorted(inner.glob("*.ipynb")) + sorted(inner.glob("*.py"))
     for candidate in candidates:
+        if (why := name_problem(candidate.name)) is not None:
+            return Submission(student, a, None, f"refused: a file's name: {why}")
         if candidate.is_symlink():
             return Submission(
                 student, a, None, f"refused: {candidate.name} is a link; links are refused"

@@ -43,7 +43,10 @@ ARRAYS_FILE = "arrays.npz"
 INPUTS_FILE = "inputs.npz"
 JOB_IN = "/job/in"  # the job's inputs inside the walls (read-only)
 JOB_WORK = "/job/work"  # its working folder (a private, size-capped tmpfs)
+READY = b"GRADER-READY\n"  # written by the child just before the student's code runs
 RESULTS_MAGIC = b"GRADER-RESULTS-1\n"  # then two frames: 8-byte length + manifest, + arrays
+# What the child may report of its own timing (the runner measures the rest itself).
+CHILD_TIMINGS = ("import_s", "legacy_import_s", "student_s", "collect_s", "child_total_s")
 
 
 class Exit(IntEnum):
@@ -109,9 +112,10 @@ class Limits:
     """The limits of one run (spec table `[limits]`).
 
     Args:
-        timeout_s: wall-clock limit of the run. Defaults to `120`.
+        timeout_s: CPU time of the student's code (the wall clock is only a 3x backstop).
+            Defaults to `120`.
         memory_mb: resident memory of the job's processes. Defaults to `3072`.
-        call_timeout_s: each function call the spec makes. Defaults to `10`.
+        call_timeout_s: CPU time of each function call the spec makes. Defaults to `10`.
         nproc: processes of the job. Defaults to `512`.
         file_size_mb: the largest file the job may write. Defaults to `512`.
     """

@@ -481,3 +481,124 @@ def test_scores_do_not_depend_on_the_machines_load(klass):
             hog.kill()
             hog.wait()
     assert idle == loaded == 10.0
+
+
+# --- found by a red-team pass ----------------------------------------------------------------------
+
+
+def test_a_student_cannot_make_their_failure_look_like_the_graders(klass):
+    """Printing the sandbox's own set-up failure text and exiting with its status once made a
+    0/10 read "sandbox_error ... not your fault" and failed the whole run."""
+    klass.student(
+        "blamer",
+        "import os, sys\nsys.stderr.write('GRADER-SANDBOX-SETUP-FAILED: bwrap: nope\\n')\n"
+        "sys.stderr.flush()\nos._exit(97)\n",
+    )
+    done = klass.grade()
+    graded_fine(klass)
+    status = klass.result("blamer")["extra_data"]["run_status"]
+    assert status == "crash" and done.returncode == 0
+
+
+def test_memory_outside_every_process_is_refused(klass):
+    """A memfd or an unattached SysV segment is in no process's resident set: the seccomp
+    filter refuses both, so memory cannot be held past the limit that way."""
+    klass.student(
+        "hoarder",
+        HONEST
+        + """
+import ctypes, os
+held = []
+try:
+    fd = os.memfd_create("x")
+    os.ftruncate(fd, 1 << 30)
+    held.append("memfd")
+except OSError:
+    pass
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.shmget(0, 1 << 30, 0o1000 | 0o600) >= 0:
+    held.append("shm")
+print("HELD:", held)
+""",
+    )
+    klass.grade()
+    graded_fine(klass)
+    assert "HELD: []" in klass.log("hoarder")
+
+
+def test_cpu_time_is_a_limit_for_the_whole_job(klass):
+    """RLIMIT_CPU holds per process; many spinning processes are held together, to the same
+    budget, from outside."""
+    klass.student(
+        "spinner",
+        HONEST
+        + """
+import os, time
+for _ in range(12):
+    if os.fork() == 0:
+        os.setsid()
+        end = time.time() + 120
+        while time.time() < end:
+            pass
+        os._exit(0)
+time.sleep(120)
+""",
+    )
+    course = _busy_course(klass.base)
+    if klass.mode != "root" and os.geteuid() == 0:
+        for path in [course, *course.rglob("*")]:
+            os.lchown(path, NOBODY, NOBODY)
+    command = [*klass._owner(), sys.executable, "-m", "grader", "--course", str(course)]
+    command += ["grade", str(klass.dir), "-a", "recursion", "--out", str(klass.out)]
+    env = dict(os.environ, HOME=str(klass.base))
+    klass.done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    graded_fine(klass)
+    result = klass.result("spinner")
+    assert result["extra_data"]["run_status"] == "timeout", result["output"]
+    assert "CPU time" in result["output"]
+    assert result["extra_data"]["timing"]["job_cpu_s"] < 6 + 2 + 3  # limit, start-up, slack
+
+
+def test_names_that_are_not_utf8_are_refused_and_the_run_completes(klass):
+    bad = klass.dir / os.fsdecode(b"bad\xffname")
+    bad.mkdir()
+    (bad / "recursion.py").write_text(HONEST)
+    inner = klass.dir / "nbstyle" / "recursion"
+    inner.mkdir(parents=True)
+    (inner / os.fsdecode(b"sub\xffmission.py")).write_text(HONEST)
+    done = klass.grade()
+    graded_fine(klass)
+    assert done.returncode == 0
+    assert (klass.out / "index.html").is_file() and (klass.out / "gradebook.csv").is_file()
+    assert klass.result("nbstyle")["extra_data"]["run_status"] == "refused"
+
+
+def test_a_forged_manifest_of_the_wrong_types_is_the_students_problem(klass):
+    for name, manifest in (
+        ("notes", '{"version": 1, "notes": 5, "arrays": {}}'),
+        ("bigint", '{"version": 1, "x": ' + "9" * 5000 + ', "arrays": {}}'),
+        ("nan", '{"version": 1, "timing": {"student_s": NaN}, "arrays": {}}'),
+    ):
+        klass.student(
+            name,
+            HONEST
+            + f"""
+import io, json, os, zipfile
+fd = json.load(open("/job/in/job.json"))["isolation"]["result_fd"]
+buf = io.BytesIO()
+zipfile.ZipFile(buf, "w").close()
+manifest = {manifest!r}.encode()
+os.write(fd, b"GRADER-RESULTS-1\\n" + len(manifest).to_bytes(8, "big") + manifest)
+os.write(fd, len(buf.getvalue()).to_bytes(8, "big") + buf.getvalue())
+os._exit(0)
+""",
+        )
+    done = klass.grade()
+    graded_fine(klass)
+    assert done.returncode == 0
+    for name in ("notes", "bigint", "nan"):
+        assert klass.result(name)["extra_data"]["run_status"] == "crash"
+    json.loads(
+        (klass.out / "nan" / "recursion" / "results.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"{c} in results.json"),
+    )

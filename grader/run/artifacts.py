@@ -1,6 +1,6 @@
 """Reading what a sandboxed run handed back: a versioned JSON manifest and an `.npz` of arrays.
 
-The job writes them, framed, to a pipe the runner drains with a size cap (`unframe`); tests and
+The job writes them, framed, to a pipe the runner spools to a file with a size cap (`read`); tests and
 tools may also read them from a folder (`read_folder`, links refused). Everything is validated
 before use: the manifest's size, nesting, version and field types; every `.npy` member's header
 (dtype numeric, shape x item size equal to the member's size, against the manifest's
@@ -15,7 +15,7 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -38,29 +38,33 @@ NUMERIC_KINDS = "biuf"
 Artifacts = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
-def read(data: bytes) -> Artifacts:
-    """Validated (facts, arrays) from the framed bytes a job wrote to its results pipe."""
-    manifest, packed = unframe(data)
-    return parse(manifest, packed)
-
-
-def unframe(data: bytes) -> tuple[bytes, bytes]:
-    """The manifest and the `.npz` from `RESULTS_MAGIC`, then two frames (8-byte length, data)."""
-    if not data.startswith(RESULTS_MAGIC):
+def read(results: bytes | BinaryIO) -> Artifacts:
+    """Validated (facts, arrays) from what a job wrote to its results pipe: `RESULTS_MAGIC`,
+    then two frames (an 8-byte length, then the data): the manifest and the `.npz`. From a
+    file (the runner spools the pipe to one) the arrays are read in place, never whole."""
+    stream = io.BytesIO(results) if isinstance(results, bytes) else results
+    if stream.read(len(RESULTS_MAGIC)) != RESULTS_MAGIC:
         raise ArtifactError("no results were handed back")
-    pos, frames = len(RESULTS_MAGIC), []
-    for what in ("manifest", "arrays"):
-        if pos + 8 > len(data):
-            raise ArtifactError(f"the results end before the {what}")
-        size = int.from_bytes(data[pos : pos + 8], "big")
-        pos += 8
-        if size > len(data) - pos:
-            raise ArtifactError(f"the {what} is cut short")
-        frames.append(data[pos : pos + size])
-        pos += size
-    if pos != len(data):
-        raise ArtifactError("the results hold more than a manifest and arrays")
-    return frames[0], frames[1]
+    size = _length(stream, "manifest")
+    if size > MAX_MANIFEST_BYTES:
+        raise ArtifactError("manifest.json is too large")
+    manifest = stream.read(size)
+    if len(manifest) != size:
+        raise ArtifactError("the manifest is cut short")
+    size = _length(stream, "arrays")
+    start = stream.tell()
+    end = stream.seek(0, io.SEEK_END)
+    if end - start != size:
+        raise ArtifactError("the arrays are cut short, or followed by more")
+    stream.seek(start)
+    return parse(manifest, stream)
+
+
+def _length(stream: BinaryIO, what: str) -> int:
+    raw = stream.read(8)
+    if len(raw) != 8:
+        raise ArtifactError(f"the results end before the {what}")
+    return int.from_bytes(raw, "big")
 
 
 def read_folder(out_dir: Path) -> Artifacts:
@@ -78,12 +82,13 @@ def read_folder(out_dir: Path) -> Artifacts:
     return parse(parts[0], parts[1])
 
 
-def parse(manifest: bytes, packed: bytes) -> Artifacts:
-    """Validated (facts, arrays) from the manifest's and the `.npz`'s bytes."""
+def parse(manifest: bytes, packed: bytes | BinaryIO) -> Artifacts:
+    """Validated (facts, arrays) from the manifest's bytes and the `.npz` (bytes, or a file
+    positioned at its start: zipfile finds an archive after other data)."""
     facts = _facts(manifest)
     declared = facts.get(ManifestFields.ARRAYS, {})
     try:
-        with zipfile.ZipFile(io.BytesIO(packed)) as zf:
+        with zipfile.ZipFile(io.BytesIO(packed) if isinstance(packed, bytes) else packed) as zf:
             infos = _members(zf)
             names = {i.filename[: -len(".npy")] for i in infos}
             if names != set(declared):
@@ -106,16 +111,33 @@ def _facts(manifest: bytes) -> dict[str, Any]:
     if _nesting(manifest) > MAX_NESTING:
         raise ArtifactError(f"manifest.json is nested more than {MAX_NESTING} deep")
     try:
-        facts = json.loads(manifest.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ArtifactError(f"manifest.json is not JSON: {exc}") from exc
+        facts = json.loads(
+            manifest.decode("utf-8"), parse_constant=_no_constant, parse_int=_small_int
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise ArtifactError(f"manifest.json is not JSON the grader reads: {exc}") from exc
     version = facts.get("version") if isinstance(facts, dict) else None
     if type(version) is not int or version != MANIFEST_VERSION:
         raise ArtifactError(f"manifest version is not {MANIFEST_VERSION}")
     for key in ManifestFields.OBJECTS:
         if not isinstance(facts.get(key, {}), dict):
             raise ArtifactError(f"manifest field {key!r} is not an object")
+    for key, kind in (("status", str), ("exception", str), ("collect_error", str)):
+        if not isinstance(facts.get(key, ""), kind):
+            raise ArtifactError(f"manifest field {key!r} is not a {kind.__name__}")
+    if not isinstance(facts.get("notes", []), list):
+        raise ArtifactError("manifest field 'notes' is not a list")
     return facts
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number the grader reads")
+
+
+def _small_int(text: str) -> int:
+    if len(text) > 40:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
 
 
 def _nesting(text: bytes) -> int:

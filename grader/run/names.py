@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["RESERVED", "name_problem", "printable"]
+__all__ = ["RESERVED", "label", "name_problem", "printable"]
 
 # Names of what `grader grade` writes at the top of its output folder.
 RESERVED = frozenset({"index.html", "gradebook.csv", "results.json", "feedback.html"})
@@ -23,6 +23,10 @@ def name_problem(name: str) -> str | None:
     """Why `name` cannot be used as a student's or a file's name, or None when it can."""
     if not name or len(name) > MAX_NAME:
         return f"a name must have 1 to {MAX_NAME} characters (this one has {len(name)})"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system gave that are not UTF-8 (surrogates)
+        return "the name is not valid UTF-8"
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
         return "the name holds control or formatting characters"
     if "/" in name or "\\" in name or name.startswith("."):
@@ -34,6 +38,13 @@ def name_problem(name: str) -> str | None:
     if ":" in name:
         return "the name holds a colon (a link would read it as a URL scheme: `javascript:`)"
     return None
+
+
+def label(name: str) -> str:
+    """A refused name as it can be shown anywhere (gradebook, pages, terminal): bytes that are
+    not UTF-8 and control characters written as escapes."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return printable(text)
 
 
 def printable(text: str) -> str:

@@ -54,6 +54,7 @@ class Usage:
         self.rss_mb = 0.0
         self.cpu_s = 0.0  # CPU time of the processes and of the children they have reaped
         self.cpu_ratio = 0.0  # max over processes of CPU used / its soft RLIMIT_CPU
+        self.cpu_limit = 0.0  # the largest finite soft RLIMIT_CPU among them (0: none set)
 
 
 def usage(pids: list[int]) -> Usage:
@@ -68,6 +69,7 @@ def usage(pids: list[int]) -> Usage:
         limit = _cpu_limit(pid)
         if limit:
             found.cpu_ratio = max(found.cpu_ratio, cpu / limit)
+            found.cpu_limit = max(found.cpu_limit, limit)
     return found
 
 

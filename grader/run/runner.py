@@ -7,8 +7,8 @@ replace it without any other module changing.
 
 from __future__ import annotations
 
-import dataclasses
 import io
+import math
 import os
 import secrets
 import shutil
@@ -21,21 +21,22 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
 from grader.course.data import private_files
 from grader.errors import ArtifactError, GraderError
-from grader.run import procs, walls
+from grader.run import procs, seccomp, walls
 from grader.run.artifacts import read as read_artifacts
 from grader.wire import (
+    CHILD_TIMINGS,
     INPUTS_FILE,
     JOB_FILE,
     JOB_IN,
     JOB_WORK,
+    READY,
     Collect,
-    Exit,
     Isolation,
     JobSpec,
     Limits,
@@ -48,9 +49,11 @@ __all__ = ["ColdRunner", "Job", "RunOutcome", "Runner", "SandboxUnavailable"]
 POLL_S = 0.05
 LOG_TAIL = 16 * 1024
 UID_BASE = 1 << 20  # fresh job uids are drawn above this
-MAX_RESULTS = 1536 << 20  # what a job may hand back (CIFAR-10's weights are 61 MB)
+MAX_RESULTS = 1024 << 20  # what a job may hand back (CIFAR-10's weights are 61 MB)
 WALL_FACTOR = 3  # the wall-clock backstop: 3x the CPU-time limit ...
 START_ALLOWANCE_S = 60  # ... plus the grader's own start-up on a loaded machine
+JOB_CPU_SLACK_S = 1.0  # the whole job's CPU may exceed one process's limit by this much
+IDLE_S = 60  # a job that uses no CPU at all for this long is waiting for something
 
 
 @dataclass(frozen=True)
@@ -173,11 +176,19 @@ class ColdRunner:
     def close(self) -> None:
         pass  # a job leaves nothing behind: its files live in its own tmpfs
 
-    def isolation(self) -> tuple[str, ...]:
-        """What a job runs under, in words, for every result."""
+    def isolation(self, job: Job | None = None) -> tuple[str, ...]:
+        """What a job runs under, in words, for every result (the runner's own account)."""
+        limits: tuple[str, ...] = ()
+        if job is not None:
+            cap = job.limits
+            limits = (
+                f"limits: {cap.timeout_s:g} s of CPU for the student's code, {cap.memory_mb} MB "
+                f"of memory, {cap.nproc} processes",
+            )
         if self.mode == "none":
             return (
                 "sandbox: none (--unsafe-no-sandbox): student code ran with the grader's rights",
+                *limits,
             )
         who = (
             "a fresh unprivileged uid per job"
@@ -185,9 +196,10 @@ class ColdRunner:
             else "your own uid, in a user namespace"
         )
         return (
-            "sandbox: bubblewrap (user, pid, mount, network, ipc namespaces)",
+            "sandbox: bubblewrap (user, pid, mount, network, ipc namespaces; seccomp filter)",
             f"runs as {who}; sees only the interpreter, its libraries and its own inputs",
             "network: none; one kill ends every process of the job",
+            *limits,
         )
 
     def run(self, job: Job) -> RunOutcome:
@@ -198,9 +210,11 @@ class ColdRunner:
         uid = self.uids.take() if self.privileged else None
         read_end, write_end = os.pipe()
         inputs = _input_files(job, write_end, self.mode)
+        rules = seccomp.filter_fd() if self.mode != "none" else None
+        extra = [fd for fd in (write_end, rules) if fd is not None]
         started = time.perf_counter()
         try:
-            command, cwd, scratch = self._command(job, inputs, uid)
+            command, cwd, scratch = self._command(job, inputs, uid, rules)
             proc = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -211,14 +225,13 @@ class ColdRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                pass_fds=(write_end, *(fd for fd, _ in inputs)),
+                pass_fds=(*extra, *(fd for fd, _ in inputs)),
             )
         except OSError as exc:
             os.close(read_end)
             return RunOutcome("sandbox_error", f"the sandbox could not start: {exc}")
         finally:
-            os.close(write_end)
-            for fd, _ in inputs:
+            for fd in [*extra, *(fd for fd, _ in inputs)]:
                 os.close(fd)
         results = _Results(read_end)
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
@@ -240,14 +253,15 @@ class ColdRunner:
             ended.status,
             ended.message,
             proc.returncode or 0,
-            results.data(),
+            results.stream(),
             out.text(),
             err.text(),
             timing,
+            self.isolation(job),
         )
-        return dataclasses.replace(outcome, isolation=self.isolation() + outcome.isolation)
+        return outcome
 
-    def _command(self, job: Job, inputs, uid: int | None):
+    def _command(self, job: Job, inputs, uid: int | None, rules: int | None = None):
         """(argv, cwd, scratch folder to remove) of the child, walled or not."""
         child = [sys.executable, "-I", "-m", "grader.sandbox.child"]
         if self.mode == "none":
@@ -267,6 +281,7 @@ class ColdRunner:
             hidden=self.hidden,
             files=tuple(inputs),
             env=_child_env(JOB_WORK),
+            seccomp=rules,
         )
         argv = fence.argv([*child, f"{JOB_IN}/{JOB_FILE}"])
         return [*self._launch(uid), *argv], None, None
@@ -328,10 +343,11 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 class _Results:
-    """Drain the results pipe in a thread, keeping at most MAX_RESULTS bytes."""
+    """Drain the results pipe in a thread into a private temporary file (the job cannot reach
+    it), at most MAX_RESULTS bytes: a job's results never sit in the grader's memory whole."""
 
     def __init__(self, fd: int):
-        self.chunks: list[bytes] = []
+        self.file = tempfile.TemporaryFile(prefix="grader-results-")
         self.size = 0
         self.overflow = False
         self.thread = threading.Thread(target=self._drain, args=(fd,), daemon=True)
@@ -343,12 +359,17 @@ class _Results:
                 if self.size + len(chunk) > MAX_RESULTS:
                     self.overflow = True
                     continue  # keep draining, so the writer never blocks; keep nothing more
-                self.chunks.append(chunk)
+                self.file.write(chunk)
                 self.size += len(chunk)
 
-    def data(self) -> bytes | None:
+    def stream(self):
+        """The results, from their start; None when they were over the cap."""
         self.thread.join(timeout=10)
-        return None if self.overflow else b"".join(self.chunks)
+        if self.overflow:
+            self.file.close()
+            return None
+        self.file.seek(0)
+        return self.file
 
 
 def _child_env(work: str) -> dict[str, str]:
@@ -395,6 +416,7 @@ def _watch(proc: subprocess.Popen, limits: Limits, started: float, ended: _Ended
     is the kernel's limit inside the job (counted from the end of the grader's start-up); the
     wall clock here is only a backstop."""
     backstop = WALL_FACTOR * limits.timeout_s + START_ALLOWANCE_S
+    last_cpu, last_progress = 0.0, started
     while not ended.reap(proc, os.WNOHANG):
         time.sleep(POLL_S)
         used = procs.usage(procs.descendants(proc.pid))
@@ -404,7 +426,18 @@ def _watch(proc: subprocess.Popen, limits: Limits, started: float, ended: _Ended
         if used.rss_mb > limits.memory_mb:
             ended.status, ended.message = "memory", _MEMORY.format(limits.memory_mb)
             return
-        if time.perf_counter() - started > backstop:
+        if used.cpu_limit and used.cpu_s > used.cpu_limit + JOB_CPU_SLACK_S:
+            # RLIMIT_CPU holds per process: many processes together are held here, to the
+            # same budget (the child's own start-up plus the limit) for the whole job.
+            ended.status, ended.message = "timeout", _CPU.format(limits.timeout_s)
+            return
+        now = time.perf_counter()
+        if abs(used.cpu_s - last_cpu) > 0.005:  # any change: some process ran (or ended)
+            last_cpu, last_progress = used.cpu_s, now
+        elif now - last_progress > IDLE_S:
+            ended.status, ended.message = "timeout", _IDLE.format(IDLE_S)
+            return
+        if now - started > backstop:
             ended.status, ended.message = "timeout", _WALL.format(backstop)
             return
     killed = proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 137)
@@ -420,6 +453,10 @@ _WALL = (
     "your code was still running after {:g} s of wall-clock time (the backstop) and was "
     "stopped; look for code that waits (input(), sleep) or a loop that never ends"
 )
+_IDLE = (
+    "your code used no CPU for {:g} s and was stopped: it was waiting (input(), sleep, a "
+    "window that never opens); graded code must run without anyone at the keyboard"
+)
 _MEMORY = "your code used more than {} MB of memory (the limit) and was stopped (out of memory)"
 
 
@@ -427,27 +464,28 @@ def _outcome(
     status: str,
     message: str,
     returncode: int,
-    results: bytes | None,
+    results: BinaryIO | None,
     stdout: str,
     stderr: str,
     timing: dict[str, float],
+    isolation: tuple[str, ...],
 ) -> RunOutcome:
-    """What a job left: validated artifacts, or why there are none."""
+    """What a job left: validated artifacts, or why there are none. Whether the student's code
+    ever ran is told by the READY mark the child writes just before it (so no text a student
+    prints, and no exit status, can make their failure look like the grader's)."""
+    said = dict(stdout=stdout, stderr=stderr, timing=timing, isolation=isolation)
+    ready = results is not None and results.read(len(READY)) == READY
     if status:
-        return RunOutcome(status, message, stdout=stdout, stderr=stderr, timing=timing)
-    if returncode == Exit.SETUP_FAILED or "GRADER-SANDBOX-SETUP-FAILED" in stderr:
+        return RunOutcome(status, message, **said)  # type: ignore[arg-type]
+    if not ready and results is not None:
         lines = [ln for ln in stderr.strip().splitlines() if "SETUP-FAILED" in ln or "bwrap" in ln]
-        return RunOutcome(
-            "sandbox_error",
-            "the sandbox could not be set up: " + (lines[-1] if lines else f"exit {returncode}"),
-            stdout=stdout,
-            stderr=stderr,
-            timing=timing,
-        )
+        why = lines[-1] if lines else f"exit status {returncode} before the student's code ran"
+        return RunOutcome("sandbox_error", f"the sandbox could not be set up: {why}", **said)  # type: ignore[arg-type]
     try:
         if results is None:
             raise ArtifactError(f"your code's results are larger than {MAX_RESULTS >> 20} MB")
-        facts, arrays = read_artifacts(results)
+        with results:
+            facts, arrays = read_artifacts(results)
     except ArtifactError as exc:
         if returncode > 128:
             msg = f"your code's process was killed by {signal.Signals(returncode - 128).name}"
@@ -458,15 +496,16 @@ def _outcome(
             )
         else:
             msg = f"the run's results could not be read ({exc})"
-        return RunOutcome("crash", msg, stdout=stdout, stderr=stderr, timing=timing)
-    timing.update(
-        {k: float(v) for k, v in facts.get("timing", {}).items() if isinstance(v, (int, float))}
-    )
-    status = str(facts.get("status", Status.COMPLETED))
+        return RunOutcome("crash", msg, **said)  # type: ignore[arg-type]
+    reported = facts.get("timing", {})
+    for key in CHILD_TIMINGS:  # never the runner's own measurements (run_s, job_cpu_s, ...)
+        value = reported.get(key)
+        if isinstance(value, int | float) and math.isfinite(value):
+            timing[f"{key}"] = float(value)
+    status = facts.get("status", Status.COMPLETED)
     if status not in Status.ALL:
         status = "crash"
     message = str(facts.get("exception", ""))
     if status == Status.MEMORY:
         message = "out of memory (MemoryError)\n" + message
-    notes = tuple(str(n) for n in facts.get("notes", []))
-    return RunOutcome(status, message, facts, arrays, stdout, stderr, timing, notes)
+    return RunOutcome(status, message, facts, arrays, stdout, stderr, timing, isolation)

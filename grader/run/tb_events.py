@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = ["EventFileError", "parse_event_files", "read_scalars"]
 
-MAX_BYTES = 64 * 1024 * 1024
+MAX_BYTES = 8 * 1024 * 1024  # a real Keras log is a few KB; CRC-32C here is pure Python
 MAX_FILES = 200
 MAX_ENTRIES = 10_000  # directory entries walked, so a huge tree cannot stall the grader
 MAX_DEPTH = 8

@@ -55,6 +55,7 @@ class Walls:
         tmp_mb: size of `/tmp` (also `/var/tmp`). Defaults to `256`.
         shm_mb: size of `/dev/shm`. Defaults to `64`.
         env: the job's whole environment.
+        seccomp: a memfd holding the job's seccomp filter (`grader.run.seccomp`), or None.
     """
 
     readonly: tuple[str, ...]
@@ -64,6 +65,7 @@ class Walls:
     tmp_mb: int = 256
     shm_mb: int = 64
     env: dict[str, str] = field(default_factory=dict)
+    seccomp: int | None = None
 
     def argv(self, command: list[str]) -> list[str]:
         """The bwrap command line that runs `command` behind these walls."""
@@ -103,6 +105,8 @@ class Walls:
         args += ["--chdir", f"{JOB_ROOT}/work", "--clearenv"]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
+        if self.seccomp is not None:
+            args += ["--seccomp", str(self.seccomp)]
         return [*args, "--", *command]
 
 

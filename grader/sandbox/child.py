@@ -28,6 +28,7 @@ from grader.sandbox.isolation import apply_limits
 from grader.wire import (
     INPUTS_FILE,
     MANIFEST_VERSION,
+    READY,
     RESULTS_MAGIC,
     Exit,
     JobSpec,
@@ -104,10 +105,13 @@ def main(job_file: str) -> int:
         datasets.install({k: os.path.join(in_dir, v) for k, v in job.datasets.items()}, code)
     facts["timing"]["legacy_import_s"] = time.perf_counter() - t0
     try:
-        facts["notes"] += apply_limits(job.isolation)
+        apply_limits(job.isolation)
     except Exception as exc:  # noqa: BLE001 - report any failure of the set-up, run nothing
         sys.stderr.write(f"GRADER-SANDBOX-SETUP-FAILED: {exc}\n")
         return Exit.SETUP_FAILED
+    if results is not None:  # from here on, whatever goes wrong is the student's code's doing
+        results.write(READY)
+        results.flush()
     facts["timing"]["student_s"] = facts["timing"]["collect_s"] = 0.0
     for number, stage in enumerate(job.stages or (Stage(next(iter(job.files))),)):
         if number:  # a fresh start: new graph, no session, the student's modules re-imported

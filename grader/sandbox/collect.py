@@ -59,7 +59,7 @@ def collect(spec: Collect, ns, inputs, facts, arrays, tfc, np, call_timeout) -> 
         c.fetch(fetch)
     if spec.keras_model:
         c.keras_model(spec.keras_model)
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGPROF, _alarm)
     for call in spec.calls:
         c.call(call)
     for counted in spec.call_counts:
@@ -171,18 +171,18 @@ class _Collector:
             if call.setup:
                 exec(call.setup, ns)
             fn = ns.get(call.function, fn)
-            signal.setitimer(signal.ITIMER_REAL, self.call_timeout)
+            signal.setitimer(signal.ITIMER_PROF, self.call_timeout)
             value = fn(*args)
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             arr = _to_array(np, self.resolve(value))
             if arr is None:
                 errors[call.id] = f"returned {type(value).__name__}, not a number"
             else:
                 self.arrays[call_key(call.id)] = arr
         except _CallBudgetExceeded:
-            errors[call.id] = f"no result within {self.call_timeout:g} s"
+            errors[call.id] = f"no result within {self.call_timeout:g} s of CPU time"
         except BaseException as exc:  # noqa: BLE001
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             errors[call.id] = short(exc)
 
     def count_calls(self, counted):
@@ -210,17 +210,17 @@ class _Collector:
             if counted.setup:
                 exec(counted.setup.format(n=n), self.ns)
             self.ns[counted.function] = counting
-            signal.setitimer(signal.ITIMER_REAL, self.call_timeout)
+            signal.setitimer(signal.ITIMER_PROF, self.call_timeout)
             value = counting(n)
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             run["value"] = float(value)
         except _TooManyCalls:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             run["capped"] = True
         except _CallBudgetExceeded:
-            run["error"] = f"no result within {self.call_timeout:g} s"
+            run["error"] = f"no result within {self.call_timeout:g} s of CPU time"
         except BaseException as exc:  # noqa: BLE001
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             run["error"] = short(exc)
         finally:
             self.ns[counted.function] = original

@@ -18,8 +18,8 @@ from grader.wire import Isolation
 PR_SET_NO_NEW_PRIVS = 38
 
 
-def apply_limits(cfg: Isolation) -> list[str]:
-    """Set the job's limits on this process (inherited by its children); notes on what holds."""
+def apply_limits(cfg: Isolation) -> None:
+    """Set the job's limits on this process (inherited by its children)."""
     used = resource.getrusage(resource.RUSAGE_SELF)
     spent = used.ru_utime + used.ru_stime
     cpu = int(spent + cfg.cpu_s) + 1
@@ -34,4 +34,3 @@ def apply_limits(cfg: Isolation) -> list[str]:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-    return [f"limits: {cfg.cpu_s:g} s of CPU for your code, {cfg.nproc} processes"]
