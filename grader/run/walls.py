@@ -84,6 +84,9 @@ class Walls:
                 args += ["--ro-bind", f"/{link}", f"/{link}"]
         for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/etc/ssl/certs"):
             args += ["--ro-bind-try", etc, etc]
+        # The private /tmp first: an interpreter or a course kept under /tmp is bound on top.
+        args += ["--size", str(self.tmp_mb * mb), "--tmpfs", "/tmp"]
+        args += ["--dir", "/var", "--symlink", "../tmp", "/var/tmp"]
         for path in self.readonly:
             args += ["--ro-bind", path, path]
         args += _hide(self.hidden, self.readonly)
@@ -92,8 +95,6 @@ class Walls:
             args += ["--perms", "0444", "--file", str(fd), dest]
         args += ["--remount-ro", f"{JOB_ROOT}/in"]
         args += ["--size", str(self.work_mb * mb), "--tmpfs", f"{JOB_ROOT}/work"]
-        args += ["--size", str(self.tmp_mb * mb), "--tmpfs", "/tmp"]
-        args += ["--dir", "/var", "--symlink", "../tmp", "/var/tmp"]
         args += ["--dev", "/dev", "--size", str(self.shm_mb * mb), "--tmpfs", "/dev/shm"]
         args += [
             "--proc",
