@@ -249,7 +249,7 @@ class ColdRunner:
             "peak_rss_mb": ended.peak,
             "job_cpu_s": ended.cpu_s,
         }
-        outcome = _outcome(
+        return _outcome(
             ended.status,
             ended.message,
             proc.returncode or 0,
@@ -259,7 +259,6 @@ class ColdRunner:
             timing,
             self.isolation(job),
         )
-        return outcome
 
     def _command(self, job: Job, inputs, uid: int | None, rules: int | None = None):
         """(argv, cwd, scratch folder to remove) of the child, walled or not."""

@@ -82,7 +82,7 @@ class Walls:
                 args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
             elif os.path.isdir(f"/{link}"):
                 args += ["--ro-bind", f"/{link}", f"/{link}"]
-        for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/etc/ssl/certs"):
+        for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts"):
             args += ["--ro-bind-try", etc, etc]
         # The private /tmp first: an interpreter or a course kept under /tmp is bound on top.
         args += ["--size", str(self.tmp_mb * mb), "--tmpfs", "/tmp"]
