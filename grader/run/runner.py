@@ -187,7 +187,8 @@ class ColdRunner:
             )
         if self.mode == "none":
             return (
-                "sandbox: none (--unsafe-no-sandbox): student code ran with the grader's rights",
+                "sandbox: none (--unsafe-no-sandbox, or a self-check where no walls can be built): "
+                "the code ran with the rights of whoever ran the grader",
                 *limits,
             )
         who = (
