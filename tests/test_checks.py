@@ -37,15 +37,19 @@ def mlp_forward(params, x):
     return h @ params["weights.output"] + params["biases.output"]
 
 
+# The shapes of the lecture's 2-2-2 MLP, with the hidden size left open (as mlp_boundary's spec).
+MLP_SHAPES = {
+    "dims": {"n_input": 2, "n_hidden": [2, 64], "n_output": 2},
+    "placeholders": {"x": ["batch", "n_input"], "y": ["batch", "n_output"]},
+    "arrays": {
+        "weights.hidden": ["n_input", "n_hidden"],
+        "weights.output": ["n_hidden", "n_output"],
+    },
+}
+
+
 class TestShapes:
-    params = {
-        "dims": {"n_input": 2, "n_hidden": [2, 64], "n_output": 2},
-        "placeholders": {"x": ["batch", "n_input"], "y": ["batch", "n_output"]},
-        "arrays": {
-            "weights.hidden": ["n_input", "n_hidden"],
-            "weights.output": ["n_hidden", "n_output"],
-        },
-    }
+    params = MLP_SHAPES
     ph = {
         "x": {"kind": "placeholder", "shape": [None, 2]},
         "y": {"kind": "placeholder", "shape": [None, 2]},

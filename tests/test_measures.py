@@ -21,7 +21,7 @@ from grader.checks import Missing, measures
 from grader.course.data import Dataset, Splits
 from grader.report import figures
 from tests.conftest import ROOT
-from tests.test_checks import GOOD_PERCEPTRON, MLP_W, evidence, mlp_forward, run
+from tests.test_checks import GOOD_PERCEPTRON, MLP_SHAPES, MLP_W, evidence, mlp_forward, run
 
 # --- hand-made data ----------------------------------------------------------------------------
 
@@ -109,14 +109,7 @@ def test_max_difference_is_the_smallest_atol_allclose_accepts():
 
 class TestShapes:
     check = "shapes"
-    params = {
-        "dims": {"n_input": 2, "n_hidden": [2, 64], "n_output": 2},
-        "placeholders": {"x": ["batch", "n_input"], "y": ["batch", "n_output"]},
-        "arrays": {
-            "weights.hidden": ["n_input", "n_hidden"],
-            "weights.output": ["n_hidden", "n_output"],
-        },
-    }
+    params = MLP_SHAPES
     facts = {
         "placeholders": {
             "x": {"kind": "placeholder", "shape": [None, 2]},
