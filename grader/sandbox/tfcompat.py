@@ -6,7 +6,7 @@ Runs in the sandboxed child only. `install()` imports TensorFlow once, switches 
 `tf.train.GradientDescentOptimizer` and `tf.global_variables_initializer` work as in the notes.
 Code written against `tensorflow.compat.v1` directly works too.
 
-Sessions are tracked: when one is closed (also by leaving a `with tf.Session() as sess:`
+Sessions (`tf.Session`, `tf.InteractiveSession`) are tracked: when one is closed (also by leaving a `with tf.Session() as sess:`
 block) the values of its variables are kept, so the trained weights can be collected after
 the student's code has finished, whichever session trained them.
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+
+from grader.sandbox import contrib
 
 _v1 = None
 _BaseSession = None  # tf.compat.v1.Session itself, for the grader's own sessions
@@ -40,9 +42,32 @@ def install(seed: int) -> None:
         pass
     _v1 = v1
     _SEED = seed
-    base = _BaseSession = v1.Session
+    _BaseSession = v1.Session
+    session = _tracked(v1.Session, "Session")
+    interactive = _tracked(v1.InteractiveSession, "InteractiveSession")
+    reset = v1.reset_default_graph
 
-    class Session(base):  # the students' `tf.Session`
+    def reset_default_graph():
+        reset()
+        v1.set_random_seed(_SEED)
+
+    for module in (v1, v1.compat.v1):
+        module.Session = session
+        module.InteractiveSession = interactive
+        module.reset_default_graph = reset_default_graph
+    v1.set_random_seed(seed)
+    # `import tensorflow as tf` now gives the v1 API, as in the lecture notes.
+    sys.modules["tensorflow"] = v1
+    contrib.install(v1)
+    v1.compat.v1.contrib = v1.contrib
+
+
+def _tracked(base, name: str):
+    """A session class like `base` (tf.Session, tf.InteractiveSession) whose sessions are kept
+    in `_SESSIONS` and leave a snapshot of their variables when closed."""
+    v1 = _v1
+
+    class Tracked(base):
         def __init__(self, target="", graph=None, config=None):
             if config is None:
                 config = v1.ConfigProto()
@@ -57,26 +82,19 @@ def install(seed: int) -> None:
                 _snapshot(self)
             super().close()
 
-    Session.__name__ = Session.__qualname__ = "Session"
-    reset = v1.reset_default_graph
+        def _close_unseen(self):
+            """Close without a snapshot (the grader's reset between stages)."""
+            base.close(self)
 
-    def reset_default_graph():
-        reset()
-        v1.set_random_seed(_SEED)
-
-    for module in (v1, v1.compat.v1):
-        module.Session = Session
-        module.reset_default_graph = reset_default_graph
-    v1.set_random_seed(seed)
-    # `import tensorflow as tf` now gives the v1 API, as in the lecture notes.
-    sys.modules["tensorflow"] = v1
+    Tracked.__name__ = Tracked.__qualname__ = name
+    return Tracked
 
 
 def reset() -> None:
     """Forget the previous stage: a new default graph (seeded), no sessions, no snapshots."""
     for sess in _SESSIONS:
         try:
-            _BaseSession.close(sess)
+            sess._close_unseen()
         except Exception:  # noqa: BLE001
             pass
     _SESSIONS.clear()
@@ -99,6 +117,7 @@ def install_tf2(seed: int) -> None:
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
+    contrib.install(tf)
 
 
 def is_tensorish(value) -> bool:
