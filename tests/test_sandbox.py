@@ -255,3 +255,113 @@ def test_served_data_never_holds_the_heldout_set(course):
     assert set(data) == {"train_x", "train_y", "valid_x", "valid_y"}
     seen = {row.tobytes() for row in np.concatenate([data["train_x"], data["valid_x"]])}
     assert not any(row.tobytes() in seen for row in splits.heldout_x)
+
+
+def test_interactive_session_is_tracked_like_session(runner):
+    """Code that trains in a `tf.InteractiveSession()` (never closed, or closed) leaves its
+    trained values for the grader, exactly as with `tf.Session()`."""
+    for close in ("", "sess.close()"):
+        out = runner.run(
+            job(
+                f"""
+                import tensorflow as tf
+                x = tf.placeholder(tf.float32, [None])
+                w = tf.Variable(0.0)
+                loss = tf.reduce_mean(tf.square(w * x - 2.0 * x))
+                train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+                sess = tf.InteractiveSession()
+                tf.global_variables_initializer().run()
+                for _ in range(200):
+                    train.run(feed_dict={{x: [1.0, 2.0, 3.0]}})
+                {close}
+                """,
+                collect={"params": ["w"]},
+                tensorflow=True,
+                api="tf1",
+                timeout_s=120,
+                memory_mb=3072,
+            )
+        )
+        assert out.status == "completed", out.message + out.stderr[-2000:]
+        assert out.arrays["w"].tolist() == pytest.approx(2.0, abs=1e-3)
+
+
+def test_blocking_calls_return_at_once_with_a_note(runner):
+    started = time.monotonic()
+    out = runner.run(
+        job(
+            """
+            import matplotlib.pyplot as plt
+            plt.plot([1, 2, 3])
+            plt.pause(30)
+            pressed = plt.waitforbuttonpress()
+            points = plt.ginput(2)
+            answer = input("continue? ")
+            result = [pressed is None, len(points), len(answer)]
+            """,
+            timeout_s=60,
+        )
+    )
+    assert out.status == "completed", out.message + out.stderr[-2000:]
+    assert out.arrays["result"].tolist() == [1, 0, 0]
+    assert time.monotonic() - started < 25  # plt.pause(30) did not sleep
+    assert "[grader] input() is not available while grading: returned ''" in out.stdout
+    for name in ("plt.pause()", "waitforbuttonpress()", "ginput()"):
+        assert f"[grader] {name}" in out.stdout
+
+
+def test_tf_contrib_names_its_replacement(runner):
+    out = runner.run(
+        job(
+            """
+            import tensorflow as tf
+            try:
+                from tensorflow.contrib import rnn
+                imported = 1
+            except ImportError as exc:
+                imported = 0
+                said = str(exc)
+            result = [imported, int("tf.keras.layers" in said)]
+            init = tf.contrib.layers.xavier_initializer()
+            """,
+            tensorflow=True,
+            api="tf1",
+            timeout_s=120,
+            memory_mb=3072,
+        )
+    )
+    assert out.status == "exception"
+    assert out.message.splitlines()[-1] == (
+        "AttributeError: tf.contrib was removed in TensorFlow 2: "
+        "tf.contrib.layers.xavier_initializer -> tf.glorot_uniform_initializer "
+        "(tf.keras.initializers.GlorotUniform)"
+    )
+    assert out.arrays["result"].tolist() == [0, 1]  # ImportError fallbacks still work
+
+
+def test_code_sized_for_full_mnist_is_told_the_served_size(course, runner):
+    from grader.pipeline import data_for, served
+
+    splits = data_for(course.assignment("mnist_mlp"))
+    data = served(course.assignment("mnist_mlp"), splits)
+    n_train = len(splits.train_x)
+    for line in ("x = x_train.reshape(60000, 784)", "x = x_train[n_train]"):
+        out = runner.run(
+            job(
+                f"""
+                import tensorflow as tf
+                (x_train, y_train), _ = tf.keras.datasets.mnist.load_data()
+                n_train = {n_train}
+                {line}
+                """,
+                tensorflow=True,
+                datasets=data,
+                timeout_s=120,
+                memory_mb=3072,
+            )
+        )
+        assert out.status == "exception", out.message
+        assert out.message.splitlines()[-1].startswith(
+            f"the grader serves {n_train:,} training images ("
+        ), out.message
+        assert "not 60,000: write the loop size-independently" in out.message
