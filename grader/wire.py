@@ -85,14 +85,17 @@ class ManifestFields:
     OBJECTS = (*COLLECTED, TIMING, ARRAYS)
 
 
+FETCH, CALL = "fetch:", "call:"  # the prefixes of evaluated tensors and function calls
+
+
 def fetch_key(name: str) -> str:
     """The array name of a tensor the child evaluated on the probe inputs."""
-    return f"fetch:{name}"
+    return FETCH + name
 
 
 def call_key(call_id: str) -> str:
     """The array name of what a student function returned for a call of the spec."""
-    return f"call:{call_id}"
+    return CALL + call_id
 
 
 def param_key(variable: str, key: str | None = None) -> str:

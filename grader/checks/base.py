@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.course.data import FAMILIES
+from grader.wire import CALL, FETCH
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def _largest(symbol: Any, dims: dict[str, Any]) -> int | None:
 def show(name: str) -> str:
     """An artifact name in the student's terms: `weights.output` -> `weights['output']`."""
     name = name.split("|")[0]
-    for prefix in ("fetch:", "call:", "var:"):
+    for prefix in (FETCH, CALL, "var:"):
         if name.startswith(prefix):
             return f"`{name[len(prefix) :]}`"
     if "." in name:

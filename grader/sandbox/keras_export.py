@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 
+from grader.wire import fetch_key
+
 MAX_JSON = 1_000_000
 MAX_EVENT_BYTES = 8 * 1024 * 1024  # what the grader reads of them (grader.run.tb_events)
 MODEL_SUFFIXES = (".h5", ".keras", ".hdf5")
@@ -66,7 +68,7 @@ def export(model, probe, ns: dict, facts: dict, arrays: dict, np) -> None:
     if probe is not None:
         try:
             pred = np.asarray(model.predict(probe, verbose=0), dtype=np.float64)
-            arrays["fetch:model"] = pred
+            arrays[fetch_key("model")] = pred
         except Exception as exc:  # noqa: BLE001
             info["predict_error"] = _short(exc)
             pred = None

@@ -19,6 +19,7 @@ from grader.checks.base import Evidence, Missing
 from grader.checks.measures.keras import student_model
 from grader.course.data import Splits
 from grader.course.tasks import Task
+from grader.wire import fetch_key
 
 LOSS_DATA_SEED = 1  # grading_seed + 1: the fresh points the losses are computed on
 INIT_SEED = 2  # grading_seed + 2: the template's initialization, drawn again by the grader
@@ -102,7 +103,7 @@ def array_shapes(ev: Evidence, names: list[str]) -> list[ArrayFound]:
 
 def fetched(ev: Evidence, name: str) -> np.ndarray:
     """What the student's tensor `name` gave on the probe inputs (Missing if it gave nothing)."""
-    return np.asarray(ev.array(f"fetch:{name}"), dtype=np.float64)
+    return np.asarray(ev.array(fetch_key(name)), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 
 from grader.checks.base import Evidence, Missing
 from grader.checks.measures.network import max_difference
+from grader.wire import CALL
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class ValueFound:
 
 def computed_value(ev: Evidence, of: str, expected: np.ndarray) -> ValueFound:
     """What the student's code gave for `of` (`call:<id>` or a variable), next to `expected`."""
-    err = ev.facts.get("call_errors", {}).get(of.removeprefix("call:"))
+    err = ev.facts.get("call_errors", {}).get(of.removeprefix(CALL))
     if err:
         return ValueFound(error=err)
     try:
