@@ -267,7 +267,6 @@ class Isolation:
     """What the child is told of its walls, and the limits it sets on itself before the
     student's code runs (the walls themselves are put up from outside, by bubblewrap)."""
 
-    mode: str = "bubblewrap"  # or "none": no walls (`--unsafe-no-sandbox`, a student's laptop)
     cpu_s: float = (
         120.0  # CPU time of the student's code, counted once the grader's start-up is over
     )

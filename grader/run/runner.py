@@ -210,7 +210,7 @@ class ColdRunner:
     def _execute(self, job: Job) -> RunOutcome:
         uid = self.uids.take() if self.privileged else None
         read_end, write_end = os.pipe()
-        inputs = _input_files(job, write_end, self.mode)
+        inputs = _input_files(job, write_end)
         rules = seccomp.filter_fd() if self.mode != "none" else None
         extra = [fd for fd in (write_end, rules) if fd is not None]
         started = time.perf_counter()
@@ -295,7 +295,7 @@ class ColdRunner:
         return [*launch, "--"]
 
 
-def _input_files(job: Job, result_fd: int, mode: str) -> list[tuple[int, str]]:
+def _input_files(job: Job, result_fd: int) -> list[tuple[int, str]]:
     """(memfd, path inside) of every input: job.json, the student's files, the probe inputs and
     the public data splits. Copies: the job can change none of them for anyone else."""
     files = dict(job.modules) or {"submission.py": (job.code, job.where)}
@@ -307,7 +307,6 @@ def _input_files(job: Job, result_fd: int, mode: str) -> list[tuple[int, str]]:
         tensorflow=job.tensorflow,
         collect=job.collect,
         isolation=Isolation(
-            mode=mode,
             cpu_s=job.limits.timeout_s,
             address_space_mb=job.limits.address_space_mb,
             nproc=job.limits.nproc,
