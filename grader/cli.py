@@ -248,10 +248,10 @@ def _grade_dir(
         results = grader_ctx.grade_many(subs, on_result=done)
         # The references' own loss curves, for the feedback pages (cached under OUT).
         progress.update(task, description="the references, for comparison")
-        from grader.references import reference_curves
+        from grader.references import reference_figures
 
         graded = sorted({s.assignment.name for s in subs if s.path is not None})
-        references = reference_curves(grader_ctx, graded, cache=out / ".reference")
+        references = reference_figures(grader_ctx, graded, cache=out / ".reference")
     gradebook = write_class_outputs(results, out, references)
     if nbgrader_db:
         from grader.integrations.nbgrader import write_scores

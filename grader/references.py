@@ -1,4 +1,5 @@
-"""The reference solutions' own runs, for comparison in the feedback (their loss curves).
+"""The reference solutions' own runs, for comparison in the feedback (their loss curves and
+decision regions, drawn beside the student's).
 
 The grader runs each reference once, in the same sandbox as the students, and keeps what the
 pages need under `<out>/.reference/`, keyed by a hash of the reference, the spec and the
@@ -16,18 +17,22 @@ from grader.context import Context
 from grader.pipeline import Submission
 from grader.results import write_atomic
 
+FORMAT = "figures-2"  # what a cached file holds: {"loss_curve": ..., "boundary": ...}
+KEPT = ("loss_curve", "boundary")
+
 
 def _key(course, name: str) -> str:
     ref = course.reference(name)
     files = sorted(ref.glob("*.py")) if ref.is_dir() else [ref]
-    h = hashlib.sha256(version("grader").encode())
+    h = hashlib.sha256(version("grader").encode() + FORMAT.encode())
     for path in [*files, course.assignments_dir / name / "assignment.toml"]:
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
-def reference_curves(ctx: Context, names: list[str], *, cache: Path) -> dict:
-    """{assignment: {record name: [values]}} from each reference's run (cached)."""
+def reference_figures(ctx: Context, names: list[str], *, cache: Path) -> dict:
+    """{assignment: {"loss_curve": {record: [values]}, "boundary": {...}}} from each
+    reference's run (cached)."""
     course = ctx.course
     curves, todo = {}, []
     for name in names:
@@ -39,9 +44,9 @@ def reference_curves(ctx: Context, names: list[str], *, cache: Path) -> dict:
         else:
             todo.append(Submission("reference", course.assignment(name), course.reference(name)))
     for result in ctx.grade_many(todo):
-        curve = result.figures.get("loss_curve", {})
-        curves[result.assignment] = curve
+        kept = {k: result.figures[k] for k in KEPT if result.figures.get(k)}
+        curves[result.assignment] = kept
         write_atomic(
-            cache / f"{result.assignment}-{_key(course, result.assignment)}.json", json.dumps(curve)
+            cache / f"{result.assignment}-{_key(course, result.assignment)}.json", json.dumps(kept)
         )
     return curves

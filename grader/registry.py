@@ -33,7 +33,9 @@ class RegistryError(Exception):
     """A check cannot be registered: a duplicate name, or a signature the spec cannot fill."""
 
 
-def check(name: str, *, needs_task: bool = False) -> Callable[[CheckFunction], CheckFunction]:
+def check(
+    name: str, *, needs_task: bool = False, structural: bool = False
+) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check under `name` (what a spec writes as `check = "name"`).
 
     The function takes the evidence first, then keyword-only parameters (their defaults are
@@ -42,6 +44,9 @@ def check(name: str, *, needs_task: bool = False) -> Callable[[CheckFunction], C
     Args:
         name: the check's name in specs.
         needs_task: the check needs the spec's `[task]` table. Defaults to `False`.
+        structural: the check judges how the network is built (shapes, wiring, the loss
+            function), which a network passes whether or not it was trained; a spec with a
+            `[task]` keeps these at or below `untrained_max` of its points. Defaults to `False`.
     """
 
     def tag(fn: CheckFunction) -> CheckFunction:
@@ -60,6 +65,7 @@ def check(name: str, *, needs_task: bool = False) -> Callable[[CheckFunction], C
             )
         fn.check_name = name  # type: ignore[attr-defined]
         fn.needs_task = needs_task  # type: ignore[attr-defined]
+        fn.structural = structural  # type: ignore[attr-defined]
         _REGISTRY[name] = fn
         return fn
 

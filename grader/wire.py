@@ -18,6 +18,9 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = [
+    "GRAPH_DEF",
+    "GraphFacts",
+    "graph_value_key",
     "ARRAYS_FILE",
     "JOB_FILE",
     "MANIFEST_FILE",
@@ -78,11 +81,33 @@ class ManifestFields:
     DECLARED_SHAPES = "declared_shapes"  # variable -> static shape, even if never trained
     TIMING = "timing"
     ARRAYS = "arrays"  # array name -> {"shape", "dtype"}
+    GRAPH = "graph"  # the student's graph: see GraphFacts
     # Facts an earlier stage of a multi-file run hands back under its prefix.
     PER_STAGE = (MISSING, DECLARED_SHAPES)
     # Facts that every stage collects afresh.
     COLLECTED = (MISSING, DECLARED_SHAPES, PLACEHOLDERS, FETCH_ERRORS, CALL_ERRORS, CALL_COUNTS)
-    OBJECTS = (*COLLECTED, TIMING, ARRAYS)
+    OBJECTS = (*COLLECTED, TIMING, ARRAYS, GRAPH)
+
+
+class GraphFacts:
+    """The manifest's `graph` object: what the child says of the student's TensorFlow graph,
+    besides the GraphDef itself (array `GRAPH_DEF`) and the variables' values
+    (`graph_value_key(node)`). All of it is data for the parent to check, never a verdict."""
+
+    FIELD = ManifestFields.GRAPH
+    NAMES = "names"  # student name (`pred`, `x`, `weights.hidden`) -> node or tensor name
+    LINES = "lines"  # node name -> the student's label of the line that created it
+    INITS = "inits"  # variable node -> the tensor its initializer computes
+    ERRORS = "errors"  # student name -> why it could not be exported
+
+
+GRAPH_DEF = "graph:def"  # the serialized GraphDef, as an array of bytes (uint8)
+GRAPH_VALUE = "graph:value:"
+
+
+def graph_value_key(node: str) -> str:
+    """The array name of the trained value of the variable node `node` of the student's graph."""
+    return GRAPH_VALUE + node
 
 
 FETCH, CALL = "fetch:", "call:"  # the prefixes of evaluated tensors and function calls
@@ -182,6 +207,7 @@ class Collect:
     calls: tuple[FunctionCall, ...] = ()
     call_counts: tuple[CallCount, ...] = ()
     keras_model: str = ""  # a variable, or `builder()` for a function that builds the model
+    graph: tuple[str, ...] = ()  # tensors (`pred`, `loss`) whose graph is handed back as data
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str) -> Collect:
@@ -190,7 +216,7 @@ class Collect:
             if key not in known:
                 raise ContractError(f"{where}: unknown key [collect].{key}; known: {sorted(known)}")
         out: dict[str, Any] = {}
-        for key in ("placeholders", "params", "records", "arrays"):
+        for key in ("placeholders", "params", "records", "arrays", "graph"):
             out[key] = _names(data.get(key, []), f"{where}: [collect].{key}")
         if not isinstance(data.get("keras_model", ""), str):
             raise ContractError(f"{where}: [collect].keras_model must be a variable name")

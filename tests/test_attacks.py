@@ -603,3 +603,78 @@ os._exit(0)
         (klass.out / "nan" / "recursion" / "results.json").read_text(),
         parse_constant=lambda c: pytest.fail(f"{c} in results.json"),
     )
+
+
+# --- forged evidence: nothing built, nothing scored ---------------------------------------------
+
+GOOD_FACTS = """
+import numpy as np
+GOOD = (np.array([[-3.0], [0.8], [1.0]]) * 5).astype(np.float32)
+FACTS = {"placeholders": {"x": {"kind": "placeholder", "shape": [None, 3], "dtype": "float32"},
+                          "y": {"kind": "placeholder", "shape": [None, 1], "dtype": "float32"}},
+         "declared_shapes": {"weights.output": [3, 1]}}
+ARRAYS = {"weights.output": GOOD, "fetch:loss": np.array(0.01),
+          "loss_record": np.linspace(1.0, 0.01, 50)}
+"""
+
+
+def test_forged_facts_score_nothing_where_nothing_was_built(klass):
+    """The issue's three forgeries, each gave 10/10 on the perceptron: the collector replaced,
+    the child's frame edited, and results written to the pipe before exiting. None of them
+    builds a network, so the grader, which judges the student's own graph, gives 0."""
+    honest = (ROOT / "reference" / "perceptron.py").read_text(encoding="utf-8")
+    klass.student("honest", honest, file="perceptron.py")
+    klass.student(
+        "collector",
+        GOOD_FACTS
+        + """
+import sys
+def fake(spec, ns, inputs, facts, arrays, *args, **kwargs):
+    for key, value in FACTS.items():
+        facts[key].update(value)
+    arrays.update(ARRAYS)
+sys.modules["__main__"].collect = fake
+""",
+        file="perceptron.py",
+    )
+    klass.student(
+        "frame",
+        GOOD_FACTS
+        + """
+import sys
+frame = sys._getframe()
+while frame is not None and "arrays" not in frame.f_locals:
+    frame = frame.f_back
+frame.f_locals["arrays"].update(ARRAYS)
+for key, value in FACTS.items():
+    frame.f_locals["facts"][key].update(value)
+""",
+        file="perceptron.py",
+    )
+    klass.student(
+        "exit",
+        GOOD_FACTS
+        + """
+import io, json, os
+fd = json.load(open("/job/in/job.json"))["isolation"]["result_fd"]
+facts = dict(FACTS, version=1, status="completed", notes=[], timing={}, missing={},
+             fetch_errors={}, call_errors={}, call_counts={})
+facts["arrays"] = {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
+                   for k, v in ARRAYS.items()}
+buf = io.BytesIO()
+np.savez(buf, **ARRAYS)
+manifest = json.dumps(facts).encode()
+os.write(fd, b"GRADER-RESULTS-1\\n")
+for frame in (manifest, buf.getvalue()):
+    os.write(fd, len(frame).to_bytes(8, "big") + frame)
+os._exit(0)
+""",
+        file="perceptron.py",
+    )
+    done = klass.grade(assignment="perceptron")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert klass.result("honest", "perceptron")["score"] == 10.0
+    for student in ("collector", "frame", "exit"):
+        result = klass.result(student, "perceptron")
+        assert result["score"] == 0, (student, result["tests"])
+        assert "your network could not be read" in result["tests"][0]["output"], student

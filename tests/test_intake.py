@@ -10,13 +10,17 @@ import numpy as np
 from grader.checks import Evidence
 from grader.pipeline import _capped_records, _run_check, probe_inputs
 from grader.report import figures
+from tests import graphs
 
 MB = 1024 * 1024
 
 
-def grade_artifacts(course, name, arrays, facts=None):
-    """Every check of the spec and every figure, on hand-made artifacts: (results, peak bytes)."""
+def grade_artifacts(course, name, params, extra=None):
+    """Every check of the spec and every figure, on the artifacts of a run whose graph is the
+    lecture's network with weights `params` (plus `extra` arrays): (results, peak bytes)."""
     spec = course.assignment(name)
+    arrays, facts = graphs.lecture_network(spec.task, params)
+    arrays.update(extra or {})
     notes: list[str] = []
     arrays = _capped_records(spec, arrays, notes)
     ev = Evidence(spec, arrays, dict(facts or {}), probe_inputs(spec))
@@ -35,7 +39,7 @@ def test_a_weight_wider_than_the_spec_allows_is_never_evaluated(course):
     200x200 grid (1.3 GB). Now the shapes check names it and nothing evaluates it."""
     wide = np.random.default_rng(0).normal(size=(3, 4000))
     results, drawn, _, peak = grade_artifacts(
-        course, "perceptron", {"weights.output": wide, "loss_record": np.linspace(1, 0.1, 50)}
+        course, "perceptron", {"weights.output": wide}, {"loss_record": np.linspace(1, 0.1, 50)}
     )
     assert peak < 64 * MB, f"{peak / MB:.0f} MB"
     assert results["shapes"].status == "failed"
@@ -43,6 +47,7 @@ def test_a_weight_wider_than_the_spec_allows_is_never_evaluated(course):
     for name in ("decision boundary", "loss decrease"):
         assert results[name].status == "failed" and results[name].points == 0
         assert "more than this assignment allows ((3, 1))" in results[name].message
+        assert "your network was not evaluated" in results[name].message
     assert "boundary" not in drawn
 
 
@@ -64,7 +69,7 @@ def test_a_loss_record_of_eight_million_entries_is_read_thinned(course):
     record = np.linspace(10.0, 0.01, 8_000_000)
     weights = np.array([[-3.0], [0.8], [1.0]]) * 5
     results, drawn, notes, peak = grade_artifacts(
-        course, "perceptron", {"weights.output": weights, "loss_record": record}
+        course, "perceptron", {"weights.output": weights}, {"loss_record": record}
     )
     assert peak < 200 * MB, f"{peak / MB:.0f} MB"
     assert len(drawn["loss_curve"]["loss_record"]) == 100_000

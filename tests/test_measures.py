@@ -18,10 +18,22 @@ import pytest
 
 from grader import registry
 from grader.checks import Missing, measures
+from grader.checks.autoencoder import codes_and_images
+from grader.checks.graph import learned_values
+from grader.checks.measures import student
 from grader.course.data import Dataset, Splits
 from grader.report import figures
+from tests import graphs
 from tests.conftest import ROOT
-from tests.test_checks import GOOD_PERCEPTRON, MLP_SHAPES, MLP_W, evidence, mlp_forward, run
+from tests.test_checks import (
+    GOOD_PERCEPTRON,
+    MLP_SHAPES,
+    evidence,
+    graph_evidence,
+    mlp_evidence,
+    mlp_params,
+    run,
+)
 
 # --- hand-made data ----------------------------------------------------------------------------
 
@@ -110,46 +122,29 @@ def test_max_difference_is_the_smallest_atol_allclose_accepts():
 class TestShapes:
     check = "shapes"
     params = MLP_SHAPES
-    facts = {
-        "placeholders": {
-            "x": {"kind": "placeholder", "shape": [None, 2]},
-            "y": {"kind": "Variable", "shape": [2]},
-        },
-        "declared_shapes": {"weights.hidden": [2, 8]},
-    }
 
-    def test_measure_finds_trained_declared_and_missing(self, course):
-        ev = evidence(course, "mlp_boundary", {"weights.output": np.zeros((8, 2))}, self.facts)
-        ph = measures.placeholder_shapes(ev, ["x", "y", "z"])
-        assert [(p.defined, p.kind, p.shape) for p in ph] == [
-            (True, "placeholder", (None, 2)),
-            (True, "Variable", (2,)),
-            (False, None, None),
-        ]
-        arrays = measures.array_shapes(ev, ["weights.hidden", "weights.output", "biases.x|b"])
-        assert [(a.found, a.shape, a.trained) for a in arrays] == [
-            ("weights.hidden", (2, 8), False),
-            ("weights.output", (8, 2), True),
-            (None, None, False),
-        ]
+    def test_measure_reads_shapes_from_the_graph(self, course):
+        ev = graph_evidence(course, "mlp_boundary", mlp_params(8), untrained=True)
+        net = student.student_network(ev)
+        assert net.width("x") == 2 and net.node("x").attrs["shape"] == (None, 2)
+        assert net.node("weights.hidden").attrs["shape"] == (2, 8)
+        assert net.untrained  # no trained values: the declared shapes are what is there
 
     def test_judge_binds_the_open_size_and_counts_each_shape(self, course):
-        facts = dict(self.facts, placeholders={"x": self.facts["placeholders"]["x"]})
-        facts["placeholders"]["y"] = {"kind": "placeholder", "shape": [None, 2]}
-        ev = evidence(course, "mlp_boundary", {"weights.output": np.zeros((8, 2))}, facts)
+        ev = graph_evidence(course, "mlp_boundary", mlp_params(8))
         v = run("shapes", ev, **self.params)
         assert v.passed and v.message == "all 4 shapes are right"
-        ev.arrays["weights.output"] = np.zeros((9, 2))  # n_hidden was bound to 8 by its first use
+        ev = graph_evidence(course, "mlp_boundary", mlp_params(8, output_rows=9))
         v = run("shapes", ev, **self.params)
         assert v.score == pytest.approx(3 / 4)
         assert v.message == (
-            "`weights['output']` has shape (9, 2); expected (n_hidden, n_output) = (8, 2)"
+            "line 12: `weights['output']` has shape (9, 2); expected (n_hidden, n_output) = (8, 2)"
         )
 
     def test_judge_names_a_variable_that_is_not_a_placeholder(self, course):
-        ev = evidence(course, "mlp_boundary", {}, self.facts)
+        ev = graph_evidence(course, "mlp_boundary", mlp_params(), names={"y": "Variable_0"})
         v = run("shapes", ev, placeholders={"y": ["batch", "n_output"]}, dims={"n_output": 2})
-        assert v.score == 0 and v.message == "`y` is a Variable, not a tf.placeholder"
+        assert v.score == 0 and v.message == "line 10: `y` is a VariableV2, not a tf.placeholder"
 
 
 # --- wiring ------------------------------------------------------------------------------------
@@ -158,51 +153,36 @@ class TestShapes:
 class TestWiring:
     check = "wiring"
 
-    def test_measure_is_the_gap_to_the_hand_computed_network(self, course):
-        ev = evidence(course, "mlp_boundary", dict(MLP_W))
-        x = np.array([[1.0, 0.0], [0.0, 2.0]])
-        want = mlp_forward(MLP_W, x)
-        got = want.copy()
-        got[1, 0] += 0.25
-        d = measures.wiring_difference(ev.task, ev.params(), x, got, rtol=0.0)
-        assert d.max_abs == pytest.approx(0.25) and d.excess == pytest.approx(0.25)
-        assert (d.inputs, d.got_shape, d.want_shape, d.finite) == (2, (2, 2), (2, 2), True)
-        d = measures.wiring_difference(ev.task, ev.params(), x, got, rtol=0.1)
-        slack = 0.25 - 0.1 * abs(want[1, 0])
-        assert d.excess == pytest.approx(max(slack, np.max(-0.1 * np.abs(want)))), d
-        d = measures.wiring_difference(ev.task, ev.params(), x, got[:, :1])
-        assert d.got_shape == (2, 1) and d.excess == math.inf
+    def test_measure_reads_the_layers_as_built(self, course):
+        net = student.student_network(mlp_evidence(course, activation="tanh", transposed=True))
+        read = net.read("pred")
+        assert [(ly.activation, ly.transposed, ly.bias is not None) for ly in read.layers] == [
+            ("tanh", False, True),
+            ("linear", True, True),
+        ]
+        assert read.input == "Placeholder"
 
-    def test_measure_slices_the_layers(self, course):
-        ev = evidence(course, "mlp_boundary", dict(MLP_W))
-        x = np.array([[1.0, -1.0]])
-        hidden = 1 / (1 + np.exp(-(x @ MLP_W["weights.hidden"] + MLP_W["biases.hidden"])))
-        d = measures.wiring_difference(ev.task, ev.params(), x, hidden, [0, 1], rtol=0.0)
-        assert d.max_abs == pytest.approx(0.0, abs=1e-12)
+    def test_judge_names_each_difference_at_its_line(self, course):
+        v = run("wiring", mlp_evidence(course, activation="tanh", output_bias=False))
+        assert v.message == (
+            "line 21: the hidden layer uses tanh; the lecture's network uses sigmoid\n"
+            "line 22: no bias is added to the output layer"
+        )
+        assert run("wiring", mlp_evidence(course)).passed
 
-    @pytest.mark.parametrize("delta, passed", [(0.9e-3, True), (1.1e-3, False)])
-    def test_judge_either_side_of_atol(self, course, delta, passed):
-        ev = evidence(course, "mlp_boundary", dict(MLP_W))
-        pred = mlp_forward(MLP_W, ev.inputs["probe_x"].astype(float))
-        pred[3, 1] += delta
-        ev.arrays["fetch:pred"] = pred
-        v = run("wiring", ev, atol=1e-3, rtol=0.0)
-        n = len(pred)
-        if passed:
-            assert (
-                v.passed
-                and v.message == f"`pred` matches the lecture's network on {n} probe inputs"
-            )
-        else:
-            assert not v.passed
-            assert f"fed your own weights, by up to 0.0011 on {n} probe inputs" in v.message
-            assert v.got == "0.0011" and v.expected == "max difference <= 0.001"
-
-    def test_judge_names_a_wrong_output_shape(self, course):
-        ev = evidence(course, "mlp_boundary", dict(MLP_W))
-        ev.arrays["fetch:pred"] = np.zeros((len(ev.inputs["probe_x"]), 1))
-        v = run("wiring", ev)
-        assert "probe inputs has shape (200, 1); the lecture's network gives (200, 2)" in v.message
+    def test_judge_slices_an_autoencoder(self, course):
+        a = course.assignment("autoencoder")
+        arrays, facts = graphs.autoencoder_network(a.task, tiny_autoencoder(0.5))
+        ev = evidence(course, "autoencoder", arrays, facts)
+        v = run("wiring", ev, fetch="latent", input="x", probe="probe_x", layers=[0, 3])
+        assert v.passed, v.message
+        v = run("wiring", ev, fetch="reconst", input="latent_input", probe="probe_z", layers=[3, 6])
+        assert v.passed, v.message
+        v = run("wiring", ev, fetch="reconst", input="x", probe="probe_x", layers=[3, 6])
+        assert (
+            "`reconst` is computed from `latent_input`; the lecture's network starts from "
+            "`x`" in v.message
+        )
 
 
 # --- loss_function ----------------------------------------------------------------------------
@@ -212,41 +192,32 @@ class TestLossFunction:
     check = "loss_function"
 
     def test_measure_is_the_lectures_loss_by_hand(self, course):
-        ev = evidence(course, "softmax_classifier")
-        logits = np.array([[0.0, 0.0], [2.0, 0.0]])
-        y = np.array([[1.0, 0.0], [0.0, 1.0]])
-        by_hand = (math.log(2) + (math.log(math.exp(2) + 1) - 0.0)) / 2
-        f = measures.loss_function_difference(ev.task, np.array(by_hand + 0.01), logits, y)
-        assert f.want == pytest.approx([by_hand])
-        assert f.excess == pytest.approx(0.01 - 1e-3 * by_hand)
-        assert f.finite and f.same_shape
-        per_batch = [math.log(2), math.log(math.exp(2) + 1)]
-        f = measures.loss_function_difference(ev.task, np.array(per_batch), logits, y, rtol=0)
-        assert f.want == pytest.approx(per_batch) and f.excess == pytest.approx(0, abs=1e-12)
+        ev = mlp_evidence(course)
+        compared = student.loss_function_values(ev, student.student_network(ev))
+        assert [c.n for c in compared] == [37, 150]
+        for c in compared:  # the student's softmax CE graph gives the lecture's loss exactly
+            assert c.got == pytest.approx(c.want, rel=1e-9)
+            assert 0.3 < c.want < 3  # outputs drawn N(0, 1): not saturated
 
     def test_measure_sigmoid_cross_entropy_by_hand(self, course):
-        ev = evidence(course, "perceptron")
+        ev = graph_evidence(course, "perceptron", {"weights.output": GOOD_PERCEPTRON})
+        net = student.student_network(ev)
         z, y = np.array([[0.0], [3.0]]), np.array([[1.0], [0.0]])
         by_hand = (math.log(2) + (3 + math.log(1 + math.exp(-3)))) / 2
-        f = measures.loss_function_difference(ev.task, np.array(by_hand), z, y)
-        assert f.want == pytest.approx([by_hand])
+        got = net.run("loss", {"pred": z, "y": y})
+        assert float(got) == pytest.approx(by_hand)
 
-    @pytest.mark.parametrize("delta, passed", [(0.5e-3, True), (5e-3, False)])
-    def test_judge_either_side_of_atol(self, course, delta, passed):
-        ev = evidence(course, "softmax_classifier")
-        logits = np.random.default_rng(0).normal(size=(len(ev.inputs["probe_x"]), 2))
-        y = ev.inputs["probe_y"].astype(float)
-        softmax = np.mean(np.log(np.exp(logits).sum(1)) - (y * logits).sum(1))
-        ev.arrays.update({"fetch:pred": logits, "fetch:loss": np.array(softmax + delta)})
-        v = run("loss_function", ev, atol=1e-3)
+    @pytest.mark.parametrize("loss, passed", [("softmax_ce", True), ("mse", False)])
+    def test_judge_either_side(self, course, loss, passed):
+        v = run("loss_function", mlp_evidence(course, loss=loss), atol=1e-3)
         name = "tf.nn.softmax_cross_entropy_with_logits (mean), for one-hot labels"
         if passed:
-            assert v.passed and v.message == f"`loss` is {name}"
-        else:
-            assert v.message == (
-                f"`loss` on probe inputs is {softmax + delta:.4g}; {name} of your `pred` against "
-                f"`y` is {softmax:.4g}. This assignment needs {name}."
+            assert v.passed and v.message == (
+                f"`loss` is {name} (the mean of softmax cross entropy, as your graph computes it)"
             )
+        else:
+            assert v.message.startswith("line 41: `loss` is the mean of a squared error: on 37 ")
+            assert v.message.endswith(f"This assignment needs {name}.")
 
 
 # --- loss_decrease ----------------------------------------------------------------------------
@@ -262,25 +233,27 @@ class TestLossDecrease:
     check = "loss_decrease"
 
     def test_measure_final_and_initial_loss_by_hand(self, course):
-        ev = evidence(course, "perceptron", {"weights.output": GOOD_PERCEPTRON / 5})
-        x, y = measures.loss_data(ev, 500)
-        points = x[:, 1:]
+        ev = graph_evidence(course, "perceptron", {"weights.output": GOOD_PERCEPTRON / 5})
+        net = student.student_network(ev)
+        loss, feeds = student.training_loss(ev, net, 500)
+        x, y = feeds["x"], feeds["y"]
         assert np.all(x[:, 0] == 1)  # the perceptron's bias column
+        points = x[:, 1:]
         assert np.array_equal(y[:, 0], (0.8 * points[:, 0] + points[:, 1] - 3 >= 0).astype(float))
-        loss = measures.loss_before_after(ev, 500)
         assert loss.final == pytest.approx(sigmoid_ce(x @ (GOOD_PERCEPTRON / 5), y))
+        # their own initializer (random_normal, stddev 0.1), drawn by the grader
         seed = ev.assignment.grading_seed + measures.INIT_SEED
-        init = np.random.default_rng(seed).normal(0.0, ev.task.init_stddev, size=(3, 1))
-        assert loss.start == pytest.approx(sigmoid_ce(x @ init, y))
+        init = np.random.default_rng(seed).standard_normal((3, 1)) * np.float32(0.1)
+        assert loss.start == pytest.approx(sigmoid_ce(x @ init, y), rel=1e-6)
         assert loss.ratio == pytest.approx(loss.final / loss.start)
 
     def test_measure_compares_an_autoencoder_with_its_own_inputs(self, course):
         # The loss targets of an autoencoder are its inputs, on the assignment's digits only.
         ev = evidence(course, "autoencoder", inputs={})
         ev.data = splits(flat_images([0, 255, 51, 255]), np.array([1, 2, 5, 6]))
-        x, y = measures.loss_data(ev, 10)
-        assert x.shape == (3, 784) and np.array_equal(x, y)
-        assert sorted(np.unique(x)) == [0.0, 0.2, 1.0]  # digit 2 left out
+        x, y = student.fresh_data(ev, 10)
+        assert x.shape == (3, 28, 28) and np.array_equal(ev.task.features(x), y)
+        assert sorted(np.unique(y)) == [0.0, 0.2, 1.0]  # digit 2 left out
 
     def test_measure_of_the_training_record(self, course):
         ev = evidence(course, "mlp_boundary", {"loss_record": np.array([4.0, np.nan, 1.0])})
@@ -288,24 +261,21 @@ class TestLossDecrease:
         assert (rec.name, rec.first, rec.last, rec.peak) == ("loss_record", 4.0, 1.0, 4.0)
 
     def test_judge_either_side_of_max_ratio(self, course):
-        ev = evidence(course, "perceptron", {"weights.output": GOOD_PERCEPTRON})
-        ratio = measures.loss_before_after(ev, 2000).ratio
+        ev = graph_evidence(course, "perceptron", {"weights.output": GOOD_PERCEPTRON})
+        loss, _ = student.training_loss(ev, student.student_network(ev), 2000)
+        ratio = loss.ratio
         v = run("loss_decrease", ev, max_ratio=ratio * 1.001)
-        assert v.passed and v.message.startswith("the loss fell from ")
+        assert v.passed and v.message.startswith("the loss fell: on 2000 fresh points, your ")
         v = run("loss_decrease", ev, max_ratio=ratio * 0.999)
         assert not v.passed
-        assert "the loss of your final weights on 2000 fresh points is " in v.message
-        assert f"expected loss after training <= {ratio * 0.999:g} x loss at initialization" in (
-            v.message
-        )
+        assert v.message.startswith("the loss did not fall enough: on 2000 fresh points")
+        assert f"expected at most {ratio * 0.999:g} x {loss.start:.4g}" in v.message
 
-    def test_judge_says_when_the_own_record_blew_up(self, course):
-        rec = np.array([0.7, 50.0, 0.6])
-        ev = evidence(course, "perceptron", {"weights.output": np.array([[0.2], [0.0], [0.1]])})
-        ev.arrays["loss_record"] = rec
+    def test_judge_shows_the_own_record_as_feedback_only(self, course):
+        ev = graph_evidence(course, "perceptron", {"weights.output": GOOD_PERCEPTRON})
+        ev.arrays["loss_record"] = np.array([0.7, 50.0, 80.0])  # says it grew: not believed
         v = run("loss_decrease", ev, max_ratio=0.5)
-        assert "the learning rate (LR) is probably too high" in v.message
-        assert v.message.endswith(" (your `loss_record` rose to 50 on the way)")
+        assert v.passed and v.message.endswith("(your `loss_record` went from 0.7 to 80)")
 
 
 # --- parameters -------------------------------------------------------------------------------
@@ -314,16 +284,18 @@ class TestLossDecrease:
 class TestParameters:
     check = "parameters"
 
-    def test_measure_flattens_the_learned_values(self, course):
-        ev = evidence(course, "linear_regression", {"weights.w": np.array([[1.5]])})
-        got = measures.parameter_values(ev, ["weights.w"])
-        assert list(got) == ["weights.w"] and got["weights.w"].tolist() == [1.5]
+    def test_measure_reads_the_trained_and_initial_values(self, course):
+        params = {"weights.w": np.array([1.5]), "biases.b": np.array([0.5])}
+        ev = graph_evidence(course, "linear_regression", params, stddev=None)  # tf.zeros
+        got = learned_values(ev, student.student_network(ev), ["weights.w"])
+        assert got["weights.w"][0].tolist() == [1.5] and got["weights.w"][1].tolist() == [0.0]
         with pytest.raises(Missing):
-            measures.parameter_values(ev, ["biases.b"])
+            learned_values(ev, student.student_network(ev), ["biases.nope"])
 
     @pytest.mark.parametrize("atol, passed", [(0.2, True), (0.1, False)])
     def test_judge_either_side_of_atol(self, course, atol, passed):
-        ev = evidence(course, "linear_regression", {"weights.w": np.array([2.15])})
+        params = {"weights.w": np.array([2.15]), "biases.b": np.array([1.0])}
+        ev = graph_evidence(course, "linear_regression", params)
         v = run("parameters", ev, expect={"weights.w": 2.0}, atol=atol)
         if passed:
             assert v.message == (
@@ -331,6 +303,31 @@ class TestParameters:
             )
         else:
             assert v.message == "`weights['w']` is 2.15; expected about 2 (within 0.1)"
+
+    def test_judge_refuses_an_answer_written_into_the_initializer(self, course):
+        b = graphs.Builder()
+        b.placeholder("Placeholder", (None,))
+        b.node("w", "VariableV2", shape=(1,))
+        b.const("two", np.array([2.0], dtype=np.float32))
+        b.inits["w"] = "two:0"
+        b.node("pred", "Mul", ["w", "Placeholder"], "line 4")
+        arrays = {
+            graphs.GRAPH_DEF: np.frombuffer(b.proto.SerializeToString(), np.uint8).copy(),
+            graphs.graph_value_key("w"): np.array([2.0]),
+        }
+        facts = {
+            "graph": {
+                "names": {"weights.w": "w", "pred": "pred:0", "x": "Placeholder:0"},
+                "lines": {"w": "line 3"},
+                "inits": b.inits,
+            }
+        }
+        ev = evidence(course, "linear_regression", arrays, facts)
+        v = run("parameters", ev, expect={"weights.w": 2.0})
+        assert v.message == (
+            "line 3: `weights['w']` starts at 2, the answer itself: it must be learned from the "
+            "data, not written in"
+        )
 
 
 # --- decision_boundary ------------------------------------------------------------------------
@@ -344,43 +341,61 @@ class TestDecisionBoundary:
     # 6.4 (x1 <= 4, above it): they agree on 40.8 / 56 of the domain.
     AREA_SHARE = 40.8 / 56
 
+    def vertical(self, course):
+        # initialized with tf.zeros: at its initial values it predicts C0 everywhere
+        return graph_evidence(course, "perceptron", {"weights.output": self.VERTICAL}, stddev=None)
+
     def test_measure_matches_the_area_computed_by_hand(self, course):
-        ev = evidence(course, "perceptron", {"weights.output": self.VERTICAL})
-        a = measures.boundary_agreement(ev.task, ev.params(), 200, 2000, 0)
+        ev = self.vertical(course)
+        a = student.network_boundary(ev, student.student_network(ev), 200, 2000)
         assert a.on_grid == pytest.approx(self.AREA_SHARE, abs=0.01)
         assert a.on_held == pytest.approx(self.AREA_SHARE, abs=0.035)  # 3.5 sd of 2000 draws
         assert a.lowest == min(a.on_grid, a.on_held)
 
     def test_measure_on_a_hand_made_grid_and_the_graders_points(self, course):
-        ev = evidence(course, "perceptron", {"weights.output": self.VERTICAL})
+        ev = self.vertical(course)
         x1, x2 = np.meshgrid(np.linspace(0, 8, 50), np.linspace(-4, 3, 50))
         on_grid = np.mean((x1 > 4) == (0.8 * x1 + x2 - 3 >= 0))
-        held, _, _ = ev.task.dataset(10, 7 + measures.HELDOUT_SEED)  # never shown to the sandbox
+        seed = ev.assignment.grading_seed + measures.HELDOUT_SEED
+        held, _, _ = ev.task.dataset(10, seed)  # never shown to the sandbox
         on_held = np.mean((held[:, 0] > 4) == (0.8 * held[:, 0] + held[:, 1] - 3 >= 0))
-        a = measures.boundary_agreement(ev.task, ev.params(), 50, 10, 7)
+        a = student.network_boundary(ev, student.student_network(ev), 50, 10)
         assert (a.on_grid, a.on_held) == (pytest.approx(on_grid), pytest.approx(on_held))
-        assert a.on_held != pytest.approx(a.on_grid)  # the two figures are not the same one
 
     def test_judge_either_side_of_minimum(self, course):
-        ev = evidence(course, "perceptron", {"weights.output": self.VERTICAL})
-        seed = ev.assignment.grading_seed
-        lowest = measures.boundary_agreement(ev.task, ev.params(), 200, 2000, seed).lowest
+        ev = self.vertical(course)
+        lowest = student.network_boundary(ev, student.student_network(ev), 200, 2000).lowest
         assert run("decision_boundary", ev, minimum=lowest - 0.001).passed
         v = run("decision_boundary", ev, minimum=lowest + 0.001)
         assert not v.passed and v.got == f"{lowest:.1%}"
         assert v.message.endswith(f"held-out points; expected at least {lowest + 0.001:.1%}")
 
     def test_judge_names_divergence(self, course):
-        ev = evidence(course, "perceptron", {"weights.output": np.array([[np.inf], [1], [1]])})
-        v = run("decision_boundary", ev, minimum=0.5)
+        weights = {"weights.output": np.array([[np.inf], [1], [1]])}
+        v = run("decision_boundary", graph_evidence(course, "perceptron", weights), minimum=0.5)
         assert v.message == "training diverged: `weights['output']` contain NaN or infinity"
 
 
 # --- checkpoint_restore -----------------------------------------------------------------------
 
 
+def softmax_regression(course, w, b, **arrays):
+    """mnist_softmax's test file: y = softmax(x_train @ w + b), restored values w, b."""
+    a = course.assignment("mnist_softmax")
+    got, facts = graphs.lecture_network(
+        a.task,
+        {"w": w, "b": b},
+        loss=False,
+        input_name="x_train",
+        pred_name="y",
+        label_name="y_train",
+    )
+    return evidence(course, "mnist_softmax", {**got, **arrays}, facts, inputs={})
+
+
 class TestCheckpointRestore:
     check = "checkpoint_restore"
+    NAMES = dict(names=["w", "b"], pred="y", x="x_train")
 
     def test_measure_pairs_and_differences(self, course):
         ev = evidence(
@@ -396,16 +411,14 @@ class TestCheckpointRestore:
 
     @pytest.mark.parametrize("gap, passed", [(0.5e-6, True), (2e-6, False)])
     def test_judge_either_side_of_atol(self, course, gap, passed):
-        w = np.zeros((784, 10))
-        b = np.array([0, 0, 0, 5.0, 0, 0, 0, 0, 0, 0])
-        arrays = {"train:w": w, "train:b": b, "w": w, "b": b + gap}
-        ev = evidence(course, "mnist_softmax", arrays, inputs={})
+        w, b = softmax_weights(3)
+        ev = softmax_regression(course, w, b + gap, **{"train:w": w, "train:b": b})
         ev.data = splits(flat_images([0, 0, 0, 0]), np.array([3, 3, 1, 2]))
-        v = run("checkpoint_restore", ev, names=["w", "b"], atol=1e-6)
+        v = run("checkpoint_restore", ev, atol=1e-6, **self.NAMES)
         if passed:
             assert v.message == (
                 "Test_NN.py restored exactly what Train_NN.py trained (`w`, `b`): held-out "
-                "accuracy 50.0% after the restore, as after training"
+                "accuracy 50.0% with the restored weights"
             )
         else:
             assert v.message == (
@@ -413,6 +426,14 @@ class TestCheckpointRestore:
                 "2e-06: was the checkpoint saved after training, and restored rather than "
                 "initialized again?"
             )
+
+    def test_judge_refuses_a_restore_of_an_untrained_network(self, course):
+        w, b = np.zeros((784, 10)), np.zeros(10)
+        ev = softmax_regression(course, w, b, **{"train:w": w, "train:b": b})
+        ev.data = splits(flat_images([0, 0, 0, 0]), np.array([3, 3, 1, 2]))
+        v = run("checkpoint_restore", ev, **self.NAMES)
+        assert not v.passed
+        assert "what was saved and restored was not a trained network" in v.message
 
 
 # --- accuracy ---------------------------------------------------------------------------------
@@ -422,15 +443,12 @@ class TestAccuracy:
     check = "accuracy"
     labels = np.array([3, 3, 1, 2])  # a model that always says 3 is right on half of them
 
-    def test_measure_of_the_lectures_network(self, course):
-        w, b = softmax_weights(3)
-        ev = evidence(course, "mnist_softmax", {"w": w, "b": b}, inputs={})
+    def test_measure_of_the_students_own_network(self, course):
+        ev = softmax_regression(course, *softmax_weights(3))
         ev.data = splits(flat_images([0, 10, 20, 30]), self.labels)
-        acc = measures.heldout_accuracy(ev)
+        acc = student.network_accuracy(ev, student.student_network(ev), "y", "x_train")
         assert acc.accuracy == 0.5 and acc.predictions.tolist() == [3, 3, 3, 3]
         assert (acc.images, acc.top_class, acc.top_count) == (4, 3, 4)
-        w2, b2 = softmax_weights(1)
-        assert measures.heldout_accuracy(ev, {"w": w2, "b": b2}).accuracy == 0.25
 
     def test_measure_of_a_keras_model(self, course):
         facts, arrays = keras_facts([FLATTEN, dense(10, "softmax")], softmax_weights(2))
@@ -441,10 +459,9 @@ class TestAccuracy:
 
     @pytest.mark.parametrize("minimum, passed", [(0.49, True), (0.51, False)])
     def test_judge_either_side_of_minimum(self, course, minimum, passed):
-        w, b = softmax_weights(3)
-        ev = evidence(course, "mnist_softmax", {"w": w, "b": b}, inputs={})
+        ev = softmax_regression(course, *softmax_weights(3))
         ev.data = splits(flat_images([0, 10, 20, 30]), self.labels)
-        v = run("accuracy", ev, minimum={"mnist-embedded": minimum})
+        v = run("accuracy", ev, minimum={"mnist-embedded": minimum}, pred="y", x="x_train")
         text = "accuracy 50.0% on 4 held-out images of MNIST (hand-made)"
         if passed:
             assert v.passed and v.message == text
@@ -667,22 +684,32 @@ def tiny_autoencoder(bias: float) -> dict[str, np.ndarray]:
     return params
 
 
+def autoencoder_evidence(course, params):
+    arrays, facts = graphs.autoencoder_network(course.assignment("autoencoder").task, params)
+    return evidence(course, "autoencoder", arrays, facts, inputs={})
+
+
 class TestReconstruction:
     check = "reconstruction"
     images = flat_images([0, 255, 255, 0, 255])
     labels = np.array([1, 5, 6, 2, 7])  # digits 2 and 7 are not the assignment's
 
     def test_measure_by_hand(self, course):
-        ev = evidence(course, "autoencoder", inputs={})
-        data = splits(self.images, self.labels)
-        rec = measures.reconstruction_error(ev.task, tiny_autoencoder(0.5), data)
-        assert (rec.error, rec.images) == (0.25, 3)  # (0.5 - 0)^2 = (0.5 - 1)^2
-        rec = measures.reconstruction_error(ev.task, tiny_autoencoder(0.0), data)
-        assert rec.error == pytest.approx(2 / 3)  # 2 of the 3 images are white
+        ev = autoencoder_evidence(course, tiny_autoencoder(0.5))
+        x = ev.task.features(self.images)
+        z, out = codes_and_images(
+            student.student_network(ev),
+            x,
+            encoder="latent",
+            decoder="reconst",
+            code="latent_input",
+            input="x",
+        )
+        assert z.shape == (5, 2) and np.all(out == 0.5)
 
     @pytest.mark.parametrize("maximum, passed", [(0.26, True), (0.24, False)])
     def test_judge_either_side_of_maximum(self, course, maximum, passed):
-        ev = evidence(course, "autoencoder", tiny_autoencoder(0.5), inputs={})
+        ev = autoencoder_evidence(course, tiny_autoencoder(0.5))
         ev.data = splits(self.images, self.labels)
         v = run("reconstruction", ev, maximum={"mnist-embedded": maximum})
         text = "mean squared reconstruction error 0.2500 on 3 held-out images of digits 1/5/6"
@@ -705,8 +732,9 @@ class TestLatentSeparation:
         return params
 
     def test_measure_latent_codes_by_hand(self, course):
-        ev = evidence(course, "autoencoder", inputs={})
-        z = measures.latent_codes(ev.task, self.encoder(), flat_images([0, 51, 255]))
+        ev = autoencoder_evidence(course, self.encoder())
+        net = student.student_network(ev)
+        z = net.run("latent", {"x": ev.task.features(flat_images([0, 51, 255]))})
         assert z.shape == (3, 2)
         assert z[:, 0] == pytest.approx(2 * np.tanh(np.tanh([0.0, 0.2, 1.0])))
         assert np.all(z[:, 1] == 0.5)
@@ -721,9 +749,9 @@ class TestLatentSeparation:
     def test_judge_either_side_of_minimum(self, course):
         rng = np.random.default_rng(0)
         values = rng.integers(0, 256, 60)
-        ev = evidence(course, "autoencoder", self.encoder(), inputs={})
+        ev = autoencoder_evidence(course, self.encoder())
         ev.data = splits(flat_images(list(values)), np.resize([1, 5, 6], 60))
-        z = measures.latent_codes(ev.task, self.encoder(), ev.data.heldout_x)
+        z = student.student_network(ev).run("latent", {"x": ev.task.features(ev.data.heldout_x)})
         acc = measures.latent_separation(z, ev.data.heldout_y, 5)
         assert run("latent_separation", ev, minimum={"mnist-embedded": acc - 0.001}).passed
         v = run("latent_separation", ev, minimum={"mnist-embedded": acc + 0.001})
@@ -813,14 +841,13 @@ class TestCallCount:
 
 
 def test_figures_plot_what_the_checks_measure(course):
-    w, b = softmax_weights(3)
-    ev = evidence(course, "mnist_softmax", {"w": w, "b": b}, inputs={})
+    ev = softmax_regression(course, *softmax_weights(3))
     ev.data = splits(flat_images([0, 10, 20, 30]), np.array([3, 3, 1, 2]))
     made = figures.collect(ev)
     matrix = np.array(made["confusion"]["matrix"])
     assert matrix[3, 3] == 2 and matrix[1, 3] == matrix[2, 3] == 1 and matrix.sum() == 4
 
-    ev = evidence(course, "perceptron", {"weights.output": TestDecisionBoundary.VERTICAL})
+    ev = graph_evidence(course, "perceptron", {"weights.output": TestDecisionBoundary.VERTICAL})
     made = figures.collect(ev)["boundary"]
     predicted = np.array(made["predicted"])
     x1 = np.linspace(0, 8, figures.GRID)

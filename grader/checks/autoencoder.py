@@ -7,70 +7,99 @@ import numpy as np
 
 from grader.checks.base import (
     Evidence,
+    Missing,
     Verdict,
     _against,
     _bound_for,
-    _finite_params,
 )
-from grader.checks.measures import (
-    heldout_digits,
-    latent_codes,
-    latent_separation,
-    reconstruction_error,
-)
+from grader.checks.measures import heldout_digits, latent_separation
+from grader.checks.measures.student import StudentNetwork, student_network
+from grader.model.tfgraph import GraphError
 from grader.registry import check
 
 # --- autoencoder -------------------------------------------------------------------------------
 
 
-def _bound_and_params(
+def _bound_and_network(
     ev: Evidence, table: dict[str, float], what: str
-) -> tuple[float, dict[str, np.ndarray]] | Verdict:
-    """The bound for this data set and the student's finite weights, or why not."""
+) -> tuple[float, StudentNetwork] | Verdict:
+    """The bound for this data set and the student's network with finite weights, or why not."""
     bound = _bound_for(ev, table, what)
     if isinstance(bound, Verdict):
         return bound
-    params = _finite_params(ev)
-    if isinstance(params, Verdict):
-        return params
-    return bound, params
+    try:
+        net = student_network(ev)
+    except Missing as exc:
+        return Verdict(0.0, str(exc))
+    bad = [k for k, v in net.graph.values.items() if not np.all(np.isfinite(v))]
+    if bad:
+        names = ", ".join(f"`{net.graph.student_name(k) or k}`" for k in bad)
+        return Verdict(0.0, f"training diverged: {names} contain NaN or infinity")
+    return bound, net
+
+
+def codes_and_images(
+    net: StudentNetwork, x: np.ndarray, *, encoder: str, decoder: str, code: str, input: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The student's encoder's codes of images `x`, and their decoder's images of those codes:
+    the student's own network, evaluated by the grader."""
+    z = net.run(encoder, {input: x})
+    return z, net.run(decoder, {code: z})
 
 
 @check("reconstruction", needs_task=True)
-def check_reconstruction(ev: Evidence, *, maximum: dict[str, float]) -> Verdict:
-    """Mean squared reconstruction error of the grader's rebuild of the autoencoder, fed the
-    student's weights, on held-out images of the assignment's digits, below a bound calibrated
-    per data set."""
-    ready = _bound_and_params(ev, maximum, "reconstruction bound")
+def check_reconstruction(
+    ev: Evidence,
+    *,
+    maximum: dict[str, float],
+    encoder: str = "latent",
+    decoder: str = "reconst",
+    code: str = "latent_input",
+    input: str = "x",
+) -> Verdict:
+    """Mean squared reconstruction error of the student's own autoencoder (their encoder
+    `encoder` from `input`, then their decoder `decoder` from `code`) on held-out images of the
+    assignment's digits, below a bound calibrated per data set."""
+    ready = _bound_and_network(ev, maximum, "reconstruction bound")
     if isinstance(ready, Verdict):
         return ready
-    bound, params = ready
+    bound, net = ready
+    images, _ = heldout_digits(ev.task, ev.data)
+    x = ev.task.features(images)
     try:
-        rec = reconstruction_error(ev.task, params, ev.data)
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    err = rec.error
+        _, out = codes_and_images(net, x, encoder=encoder, decoder=decoder, code=code, input=input)
+    except (GraphError, ValueError, Missing) as exc:
+        return Verdict(0.0, f"your autoencoder cannot be evaluated on the held-out images: {exc}")
+    if out.shape != x.shape:
+        return Verdict(0.0, f"`{decoder}` gives images of shape {out.shape}; expected {x.shape}")
+    err = float(np.mean((out - x) ** 2))
     digits = "/".join(map(str, ev.task.digits)) or "all"
-    text = f"mean squared reconstruction error {err:.4f} on {rec.images} held-out images of digits {digits}"
+    text = f"mean squared reconstruction error {err:.4f} on {len(x)} held-out images of digits {digits}"
     return _against(text, err, bound, least=False, fmt="g", got=f"{err:.4f}")
 
 
 @check("latent_separation", needs_task=True)
 def check_latent_separation(
-    ev: Evidence, *, minimum: dict[str, float], latent_layers: int = 3, neighbours: int = 5
+    ev: Evidence,
+    *,
+    minimum: dict[str, float],
+    neighbours: int = 5,
+    encoder: str = "latent",
+    input: str = "x",
 ) -> Verdict:
     """The digits are separable in the latent space: k-nearest-neighbour accuracy (5-fold
-    cross-validated) on the latent codes of held-out images, computed by the grader's rebuild
-    of the encoder fed the student's weights."""
-    ready = _bound_and_params(ev, minimum, "separation bound")
+    cross-validated) on the codes the student's own encoder gives held-out images."""
+    ready = _bound_and_network(ev, minimum, "separation bound")
     if isinstance(ready, Verdict):
         return ready
-    want, params = ready
+    want, net = ready
     images, labels = heldout_digits(ev.task, ev.data)
     try:
-        z = latent_codes(ev.task, params, images, latent_layers)
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+        z = net.run(encoder, {input: ev.task.features(images)})
+    except (GraphError, ValueError, Missing) as exc:
+        return Verdict(0.0, f"your encoder cannot be evaluated on the held-out images: {exc}")
+    if z.ndim != 2 or len(z) != len(images):
+        return Verdict(0.0, f"`{encoder}` gives codes of shape {z.shape}; expected (n, 2)")
     acc = latent_separation(z, labels, neighbours)
     digits = "/".join(map(str, ev.task.digits))
     text = (

@@ -83,9 +83,6 @@ class Evidence:
             f"{show(name)} was not produced by your code" + (f": {reason}" if reason else "")
         )
 
-    def params(self) -> dict[str, np.ndarray]:
-        return {name: self.array(name) for name in self.task.weight_names()}
-
     def bounds(self) -> dict[str, tuple[int | None, ...]]:
         """The largest shape the spec's `shapes` check allows each array (a dimension it leaves
         open as [low, high] counts as high; `batch` and unknown names as unbounded)."""
@@ -141,19 +138,6 @@ def _fmt_num(x: Any) -> str:
     return np.array2string(
         arr, separator=", ", threshold=12, formatter={"float_kind": lambda v: f"{v:.4g}"}
     )
-
-
-def _nonfinite(params: dict[str, np.ndarray]) -> list[str]:
-    return [show(k) for k, v in params.items() if not np.all(np.isfinite(v))]
-
-
-def _finite_params(ev: Evidence) -> dict[str, np.ndarray] | Verdict:
-    """The student's weight arrays, or the verdict that training diverged."""
-    params = ev.params()
-    bad = _nonfinite(params)
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
-    return params
 
 
 def _bound_for(ev: Evidence, table: dict[str, float], what: str) -> float | Verdict:

@@ -1,10 +1,17 @@
 """Checks of the TensorFlow graph assignments: shapes, wiring, loss, training, boundary,
-accuracy, checkpoints, one-hot labels. Each reads the validated artifacts and the assignment's
-trusted task; none imports student code.
+accuracy, checkpoints, one-hot labels.
+
+Each judges the student's own network: their graph, handed back by the sandbox as data
+(`grader.checks.measures.student`), parsed and evaluated by the trusted engine on data the
+child never saw. No point rests on a figure the student's process reports about itself; the
+student's loss records are shown as feedback only. A mistake is named, at the student's
+line, by the check it belongs to: the shapes check names a missing bias column, the wiring
+check a wrong activation; the others judge what the student's network does anyway.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,33 +22,56 @@ from grader.checks.base import (
     Verdict,
     _against,
     _bound_for,
-    _finite_params,
-    _fmt_num,
     _fmt_shape,
-    _nonfinite,
     show,
 )
 from grader.checks.measures import (
-    ArrayFound,
-    PlaceholderFound,
+    INIT_SEED,
     RecordFigures,
     RestorePair,
-    array_shapes,
-    boundary_agreement,
-    fetched,
     heldout_accuracy,
     is_one_hot,
     label_agreement,
-    loss_before_after,
-    loss_function_difference,
-    parameter_values,
-    placeholder_shapes,
     restore_pairs,
     training_record,
-    wiring_difference,
 )
+from grader.checks.measures.student import (
+    StudentNetwork,
+    at_initialization,
+    loss_function_values,
+    network_accuracy,
+    network_boundary,
+    student_network,
+    training_loss,
+)
+from grader.course.data import FAMILIES
+from grader.course.tasks import InputKind
+from grader.model.graph_layers import LayerRead
 from grader.model.keras import ModelRefused
+from grader.model.tfgraph import PLACEHOLDER_OPS, GraphError
 from grader.registry import check
+
+# --- the student's network ---------------------------------------------------------------------
+
+
+def _network(ev: Evidence) -> StudentNetwork | Verdict:
+    """The student's graph, or the failing verdict that says why it could not be read."""
+    try:
+        return student_network(ev)
+    except Missing as exc:
+        return Verdict(0.0, str(exc))
+
+
+def _at(line: str) -> str:
+    return f"{line}: " if line else ""
+
+
+def _tensor(net: StudentNetwork, name: str) -> Verdict | None:
+    """None when the graph has tensor `name`, else the failing verdict."""
+    if name in net.tensors:
+        return None
+    return Verdict(0.0, f"`{name}` is not in your network: it was not defined as a tensor")
+
 
 # --- shapes ------------------------------------------------------------------------------------
 
@@ -53,6 +83,14 @@ class _ShapeRule:
     def __init__(self, dims: dict[str, Any]):
         self.dims = dims
         self.bound: dict[str, int] = {}
+
+    def expected(self, spec: list) -> list[int | None]:
+        """The sizes the spec asks for, as far as they are known (None: open)."""
+        out: list[int | None] = []
+        for sym in spec:
+            rule = sym if isinstance(sym, int) else self.dims.get(sym)
+            out.append(rule if isinstance(rule, int) else self.bound.get(sym))
+        return out
 
     def problem(self, label: str, got: tuple, spec: list) -> str | None:
         """What is wrong with shape `got` of `label` against `spec`, or None."""
@@ -93,27 +131,71 @@ class _ShapeRule:
         )
 
 
-def _placeholder_problem(found: PlaceholderFound, spec: list, rule: _ShapeRule) -> str | None:
-    if not found.defined:
-        return f"placeholder `{found.name}` not found ({found.reason})"
-    if found.kind != "placeholder":
-        return f"`{found.name}` is a {found.kind}, not a tf.placeholder"
-    if found.shape is None:
-        return f"placeholder `{found.name}` has no fixed rank; give it a shape like [None, ...]"
-    return rule.problem(f"placeholder `{found.name}`", found.shape, spec)
+def _bias_column_hint(ev: Evidence, got: tuple, want: list[int | None]) -> str:
+    if (
+        ev.task.input is InputKind.BIAS_COLUMN
+        and got
+        and want
+        and isinstance(want[-1], int)
+        and got[-1] == want[-1] - 1
+    ):
+        return (
+            f": the input has {got[-1]} columns; this assignment adds a bias column of ones "
+            f"({want[-1]} columns)"
+        )
+    return ""
 
 
-def _array_problem(ev: Evidence, found: ArrayFound, spec: list, rule: _ShapeRule) -> str | None:
-    if found.found is not None and found.shape is not None:
-        return rule.problem(show(found.found), found.shape, spec)
+def _placeholder_problem(
+    ev: Evidence, net: StudentNetwork, name: str, spec: list, rule: _ShapeRule
+) -> str | None:
+    if name not in net.tensors:
+        reason = ev.facts.get("missing", {}).get(name, "not defined, or not used by your network")
+        return f"placeholder `{name}` not found ({reason})"
+    node = net.node(name)
+    if node.op not in PLACEHOLDER_OPS:
+        return f"{_at(node.line)}`{name}` is a {node.op}, not a tf.placeholder"
+    shape = node.attrs.get("shape")
+    if shape is None:
+        return f"{_at(node.line)}placeholder `{name}` has no fixed rank; give it a shape like [None, ...]"
+    want = rule.expected(spec)
+    found = rule.problem(f"placeholder `{name}`", tuple(shape), spec)
+    if found is None:
+        return None
+    return f"{_at(node.line)}{found}{_bias_column_hint(ev, tuple(shape), want)}"
+
+
+def _used_transposed(net: StudentNetwork) -> set[str]:
+    """The variable nodes the network uses transposed (stored [out, in], used as [in, out])."""
     try:
-        ev.array(found.name)
-    except Missing as exc:
-        return str(exc)
-    return None
+        read = net.read(net.pred_name)
+    except Missing:
+        return set()
+    return {layer.weight for layer in read.layers if layer.transposed}
 
 
-@check("shapes")
+def _array_problem(net: StudentNetwork, name: str, spec: list, rule: _ShapeRule) -> str | None:
+    alternatives = name.split("|")
+    found = [a for a in alternatives if a in net.tensors]
+    if not found:
+        if any(a in net.graph.names for a in alternatives):
+            return None  # defined, not used: the wiring check names what is missing, once
+        return f"{show(alternatives[0])} was not produced by your code"
+    node = net.node(found[0])
+    shape = node.attrs.get("shape")
+    if node.name in net.graph.values:
+        shape = net.graph.values[node.name].shape
+    if shape is None or any(d is None for d in shape):
+        return f"{_at(node.line)}{show(found[0])} has no fixed shape"
+    shape = tuple(shape)
+    note = ""
+    if node.name in _used_transposed(net) and len(shape) == 2:
+        shape, note = shape[::-1], " (stored transposed and used transposed)"
+    got = rule.problem(show(found[0]), shape, spec)
+    return None if got is None else f"{_at(node.line)}{got}{note}"
+
+
+@check("shapes", structural=True)
 def check_shapes(
     ev: Evidence,
     *,
@@ -121,40 +203,30 @@ def check_shapes(
     arrays: dict[str, list] | None = None,
     dims: dict[str, Any] | None = None,
 ) -> Verdict:
-    """Placeholders and weight arrays have the shapes of the lecture's network.
+    """Placeholders and weight arrays of the student's graph have the shapes of the lecture's
+    network (read from the graph's placeholders and variables, at the student's lines).
 
     Dimensions are numbers or names bound in `dims` (a number, or `[low, high]` for a size the
-    assignment leaves open, bound by its first use); `batch` accepts `None` or any number.
+    assignment leaves open, bound by its first use); `batch` accepts `None` or any number. A
+    weight stored transposed and used transposed counts in the shape it is used.
     """
     placeholders, arrays = placeholders or {}, arrays or {}
-    rule = _ShapeRule(dict(dims or {}))
-    found = [
-        _placeholder_problem(p, placeholders[p.name], rule)
-        for p in placeholder_shapes(ev, list(placeholders))
-    ]
-    found += [_array_problem(ev, a, arrays[a.name], rule) for a in array_shapes(ev, list(arrays))]
-    problems = [p for p in found if p is not None]
-    total = len(found)
+    total = len(placeholders) + len(arrays)
     if total == 0:
         return Verdict(0.0, "nothing to check (spec lists no shapes)")
-    score = (total - len(problems)) / total
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    rule = _ShapeRule(dict(dims or {}))
+    found = [_placeholder_problem(ev, net, n, s, rule) for n, s in placeholders.items()]
+    found += [_array_problem(net, n, s, rule) for n, s in arrays.items()]
+    problems = [p for p in found if p is not None]
     if not problems:
         return Verdict(1.0, f"all {total} shapes are right")
-    return Verdict(score, "\n".join(problems), expected=None, got=None)
+    return Verdict((total - len(problems)) / total, "\n".join(problems))
 
 
 # --- wiring ------------------------------------------------------------------------------------
-
-
-def _fetched(ev: Evidence, fetch: str) -> np.ndarray | Verdict:
-    """What the student's tensor `fetch` gave on the probe inputs, or the failing verdict."""
-    try:
-        return fetched(ev, fetch)
-    except Missing:
-        err = ev.facts.get("fetch_errors", {}).get(fetch)
-        if err:
-            return Verdict(0.0, f"could not evaluate `{fetch}` on probe inputs: {err}")
-        raise
 
 
 def describe_model(task, layers: list[int] | None = None) -> str:
@@ -174,49 +246,186 @@ def describe_model(task, layers: list[int] | None = None) -> str:
     return "; ".join(steps)
 
 
-@check("wiring", needs_task=True)
+def _layer_name(weight: str, index: int, count: int) -> str:
+    key = weight.split("|")[0]
+    if "." in key:
+        return f"{key.split('.', 1)[1]} layer"
+    return "layer" if count == 1 else f"layer {index + 1}"
+
+
+def _activation_words(name: str) -> str:
+    return "no activation" if name == "linear" else name
+
+
+def _name_of(net: StudentNetwork, node: str | None) -> str:
+    if node is None:
+        return "nothing"
+    student = net.graph.student_name(node)
+    return show(student) if student else f"a variable (node {node})"
+
+
+def _layer_problems(
+    ev: Evidence, net: StudentNetwork, got: LayerRead, want, i: int, count: int
+) -> list[str]:
+    name = _layer_name(want.weight, i, count)
+    out = []
+    if got.op != want.op:
+        forms = {"matmul": "a matrix product (x @ w)", "scale": "an element-wise product (w * x)"}
+        out.append(
+            f"{_at(got.line)}the {name} computes {forms[got.op]}; the lecture's network uses "
+            f"{forms[str(want.op)]}"
+        )
+    student_w = net.graph.student_name(got.weight)
+    weights = {alt for layer in ev.task.layers for alt in layer.weight.split("|")}
+    if student_w is not None and student_w in weights and student_w not in want.weight.split("|"):
+        out.append(
+            f"{_at(got.line)}the {name} multiplies by {show(student_w)}; the lecture's network "
+            f"uses {show(want.weight)}"
+        )
+    if got.activation != want.activation:
+        where = got.activation_line or got.bias_line or got.line
+        out.append(
+            f"{_at(where)}the {name} uses {_activation_words(got.activation)}; the lecture's "
+            f"network uses {_activation_words(want.activation)}"
+        )
+    if want.bias and got.bias is None:
+        out.append(f"{_at(got.line)}no bias is added to the {name}")
+    elif got.bias is not None and not want.bias:
+        why = (
+            " (its bias is the column of ones in `x`)"
+            if ev.task.input is InputKind.BIAS_COLUMN
+            else ""
+        )
+        out.append(
+            f"{_at(got.bias_line)}the {name} adds a bias {_name_of(net, got.bias)}; the "
+            f"lecture's network has none{why}"
+        )
+    elif got.bias is not None and want.bias:
+        student_b = net.graph.student_name(got.bias)
+        biases = {alt for layer in ev.task.layers if layer.bias for alt in layer.bias.split("|")}
+        if student_b is not None and student_b in biases and student_b not in want.bias.split("|"):
+            out.append(
+                f"{_at(got.bias_line)}the {name} adds {show(student_b)}; the lecture's network "
+                f"adds {show(want.bias)}"
+            )
+    return out
+
+
+def _describe_read(net: StudentNetwork, read) -> str:
+    steps = []
+    for layer in read.layers:
+        op = "*" if layer.op == "scale" else "@"
+        expr = f"{op} {_name_of(net, layer.weight)}"
+        if layer.bias:
+            expr += f" + {_name_of(net, layer.bias)}"
+        steps.append(expr if layer.activation == "linear" else f"{layer.activation}({expr})")
+    return ", then ".join(steps)
+
+
+def _wiring_by_value(
+    ev: Evidence,
+    net: StudentNetwork,
+    fetch: str,
+    input: str,
+    probe: str,
+    layers: list[int] | None,
+    problem: str,
+    atol: float,
+    rtol: float,
+) -> Verdict:
+    """A graph that is not a plain chain of layers: compare what it computes with the lecture's
+    network fed the student's own weights (by the spec's names)."""
+    values = net.trained_values()
+    params = {}
+    for layer in ev.task.layers:
+        for name in (layer.weight, layer.bias):
+            if not name:
+                continue
+            alt = next((a for a in name.split("|") if a in net.tensors), None)
+            if alt is not None and net.tensors[alt][0] in values:
+                params[name] = values[net.tensors[alt][0]]
+    absent = [
+        name
+        for layer in (ev.task.layers[slice(*layers)] if layers else ev.task.layers)
+        for name in (layer.weight, layer.bias)
+        if name and name not in params
+    ]
+    if absent:
+        return Verdict(
+            0.0,
+            f"{problem}; your network has no {', '.join(show(a) for a in absent)} "
+            f"(the lecture's: {describe_model(ev.task, layers)})",
+        )
+    x = ev.inputs[probe]
+    try:
+        got = net.run(fetch, {input: x})
+        want = ev.task.forward(params, x, *(layers or []))
+    except (KeyError, ValueError) as exc:
+        return Verdict(
+            0.0,
+            f"{problem}; and the network cannot be compared with the lecture's "
+            f"({describe_model(ev.task, layers)}): {exc}",
+        )
+    if got.shape == want.shape and np.allclose(got, want, atol=atol, rtol=rtol):
+        return Verdict(
+            1.0,
+            f"`{fetch}` computes the lecture's network "
+            f"({describe_model(ev.task, layers)}), written in another form",
+        )
+    return Verdict(
+        0.0,
+        f"{problem}; `{fetch}` is not the lecture's network ({describe_model(ev.task, layers)})",
+    )
+
+
+@check("wiring", needs_task=True, structural=True)
 def check_wiring(
     ev: Evidence,
     *,
     fetch: str = "pred",
-    input: str = "probe_x",
+    input: str = "x",
+    probe: str = "probe_x",
     layers: list[int] | None = None,
     atol: float = 1e-3,
     rtol: float = 1e-3,
 ) -> Verdict:
-    """The reference model function fed the student's weights reproduces the student's own
-    `pred` on probe inputs: the layers are wired as the lecture wires them. `layers` =
-    [start, stop] checks a slice (an autoencoder's encoder, or its decoder)."""
-    got = _fetched(ev, fetch)
-    if isinstance(got, Verdict):
-        return got
-    params = ev.params()
-    try:
-        d = wiring_difference(ev.task, params, ev.inputs[input], got, layers, rtol=rtol)
-    except ValueError as exc:
-        shapes = ", ".join(f"{show(k)} {_fmt_shape(v.shape)}" for k, v in params.items())
-        return Verdict(0.0, f"your weights do not fit the lecture's network ({shapes}): {exc}")
-    if d.got_shape != d.want_shape:
-        return Verdict(
-            0.0,
-            f"`{fetch}` on {d.inputs} probe inputs has shape {_fmt_shape(d.got_shape)}; "
-            f"the lecture's network gives {_fmt_shape(d.want_shape)}",
-            expected=_fmt_shape(d.want_shape),
-            got=_fmt_shape(d.got_shape),
+    """The student's graph, read from `fetch` back to the placeholder `input`, is built as the
+    lecture's network (`layers` = [start, stop] compares a slice: an autoencoder's encoder, or
+    its decoder): the same layers, activations and biases, each difference named at the
+    student's line. Equivalent spellings read the same; a graph that is not a chain of layers
+    is compared by what it computes, fed its own weights."""
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    for name in (fetch, input):
+        if (missing := _tensor(net, name)) is not None:
+            return missing
+    read = net.read(fetch)
+    want = ev.task.layers[slice(*layers)] if layers else ev.task.layers
+    if not read.read:
+        return _wiring_by_value(ev, net, fetch, input, probe, layers, str(read.problem), atol, rtol)
+    problems = []
+    start = net.tensors[input][0]
+    if read.input != start:
+        problems.append(
+            f"`{fetch}` is computed from {_name_of(net, read.input)}; the lecture's network "
+            f"starts from `{input}`"
         )
-    if not d.finite:
-        return Verdict(
-            0.0, f"`{fetch}` contains NaN or infinity on probe inputs: training diverged"
+    if len(read.layers) != len(want):
+        problems.append(
+            f"{_at(net.line(fetch))}`{fetch}` is computed by {len(read.layers)} layer(s) "
+            f"({_describe_read(net, read)}); the lecture's network has {len(want)}: "
+            f"{describe_model(ev.task, layers)}"
         )
-    if d.excess <= atol:
-        return Verdict(1.0, f"`{fetch}` matches the lecture's network on {d.inputs} probe inputs")
+    else:
+        for i, (got, layer) in enumerate(zip(read.layers, want, strict=True)):
+            problems += _layer_problems(ev, net, got, layer, i, len(want))
+    if problems:
+        return Verdict(0.0, "\n".join(problems))
+    transposed = [_name_of(net, layer.weight) for layer in read.layers if layer.transposed]
+    note = f" ({', '.join(transposed)} stored transposed and used transposed)" if transposed else ""
     return Verdict(
-        0.0,
-        f"`{fetch}` differs from the lecture's network ({describe_model(ev.task, layers)}) fed your "
-        f"own weights, by up to {d.max_abs:.3g} on {d.inputs} probe inputs; check the layer "
-        f"order, activations and biases",
-        expected=f"max difference <= {atol:g}",
-        got=f"{d.max_abs:.3g}",
+        1.0, f"`{fetch}` is built as the lecture's network: {describe_model(ev.task, layers)}{note}"
     )
 
 
@@ -230,118 +439,312 @@ LOSS_NAMES = {
 LOSS_RTOL = 1e-3  # relative tolerance of the loss comparison, besides the spec's `atol`
 
 
-@check("loss_function", needs_task=True)
+def describe_loss(net: StudentNetwork, loss: str, pred: str) -> str:
+    """What the student's loss is, read from its graph: the reduction and the loss's ops."""
+    graph = net.graph
+    own = graph.reads(net.tensors[loss])
+    if pred in net.tensors:
+        own -= graph.reads(net.tensors[pred])
+    ops = {graph.nodes[n].op for n in own}
+    if "SoftmaxCrossEntropyWithLogits" in ops:
+        kind = "softmax cross entropy"
+    elif "SparseSoftmaxCrossEntropyWithLogits" in ops:
+        kind = "sparse softmax cross entropy"
+    elif {"Log1p", "Exp"} <= ops and ops & {"Select", "SelectV2", "Relu", "Maximum"}:
+        kind = "sigmoid cross entropy"
+    elif "Log" in ops and "Sigmoid" in ops:
+        kind = "the cross entropy of a sigmoid, written out"
+    elif "Log" in ops and "Softmax" in ops:
+        kind = "the cross entropy of a softmax, written out"
+    elif "Log" in ops:
+        kind = "a cross entropy written out"
+    elif ops & {"Square", "SquaredDifference"} or "Pow" in ops:
+        kind = "a squared error"
+    elif "Abs" in ops:
+        kind = "an absolute error"
+    else:
+        kind = "a loss built from " + ", ".join(sorted(ops - {"Const", "Identity"}))[:120]
+    top = graph.nodes[net.tensors[loss][0]]
+    while top.op in ("Identity", "Cast") and top.inputs:
+        top = graph.nodes[top.inputs[0][0]]
+    reduction = {"Mean": "the mean of ", "Sum": "the sum of "}.get(top.op, "")
+    return reduction + kind
+
+
+@check("loss_function", needs_task=True, structural=True)
 def check_loss_function(
     ev: Evidence,
     *,
     fetch: str = "loss",
     pred: str = "pred",
-    labels: str = "probe_y",
+    labels: str = "y",
+    input: str = "x",
     atol: float = 1e-3,
 ) -> Verdict:
-    """`loss`, evaluated on probe inputs and labels, is the lecture's loss of `pred`."""
-    got = _fetched(ev, fetch)
-    if isinstance(got, Verdict):
-        return got
-    f = loss_function_difference(ev.task, got, fetched(ev, pred), ev.inputs[labels], rtol=LOSS_RTOL)
+    """The student's `loss`, read from their graph, is the lecture's loss of `pred`: named from
+    its ops, and checked by value on outputs the grader chooses (not saturated, so the
+    libraries' epsilons do not count), in two batch sizes (a sum, or a mean over a fixed count,
+    differs from the mean)."""
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    for name in (fetch, pred):
+        if (missing := _tensor(net, name)) is not None:
+            return missing
     name = LOSS_NAMES[ev.task.loss]
-    if not f.finite:
-        return Verdict(0.0, f"`{fetch}` is NaN or infinite on probe inputs: training diverged")
-    if not f.same_shape:
+    kind = describe_loss(net, fetch, pred)
+    line = _at(net.line(fetch))
+    try:
+        compared = loss_function_values(ev, net, fetch, pred, labels, input)
+    except (GraphError, ValueError) as exc:
+        return Verdict(0.0, f"{line}`{fetch}` cannot be evaluated: {exc}")
+    if any(c.size != 1 for c in compared):
+        shape = next(c.shape for c in compared if c.size != 1)
         return Verdict(
-            0.0, f"`{fetch}` should be one number (reduce_mean); got shape {f.got.shape}"
+            0.0,
+            f"{line}`{fetch}` should be one number (reduce_mean); got shape {_fmt_shape(shape)}",
         )
-    if f.excess <= atol:
-        return Verdict(1.0, f"`{fetch}` is {name}")
-    several = len(f.got) > 1
+    bad = [c for c in compared if not c.excess(LOSS_RTOL) <= atol]
+    if not bad:
+        return Verdict(1.0, f"`{fetch}` is {name} ({kind}, as your graph computes it)")
+    n, g, w = bad[0].n, bad[0].got, bad[0].want
+    hint = ""
+    if w and abs(g / w - n) < 0.01 * n:
+        hint = " It is summed over the batch: the lecture takes the mean (tf.reduce_mean)."
+    elif w and abs(g / w - 0.5) < 0.01:
+        hint = " It is half the lecture's loss."
     return Verdict(
         0.0,
-        f"`{fetch}` on probe inputs is {_fmt_num(f.got if several else f.got[0])}; {name} of your "
-        f"`{pred}` against `y` is {_fmt_num(f.want if several else f.want[0])}. "
-        f"This assignment needs {name}.",
-        expected=_fmt_num(f.want),
-        got=_fmt_num(f.got),
+        f"{line}`{fetch}` is {kind}: on {n} outputs the grader chose it gives {g:.4g}, where "
+        f"{name} gives {w:.4g}. This assignment needs {name}.{hint}",
+        expected=f"{w:.4g}",
+        got=f"{g:.4g}",
     )
 
 
 # --- loss_decrease -----------------------------------------------------------------------------
 
 
-def _record_story(rec: RecordFigures | None, start: float, max_ratio: float):
-    """The student's own record in a few words, whether it fell enough, and whether it blew up
-    (rose above twice the loss at initialization) on the way."""
+def _record_story(rec: RecordFigures | None) -> str:
+    """The student's own record in a few words (feedback only: never scored)."""
     if rec is None:
-        return "", False, False
-    own_fell = bool(np.isfinite(rec.last) and rec.last <= max_ratio * min(rec.first, start))
-    if rec.peak > 2 * start:
-        return f" (your `{rec.name}` rose to {rec.peak:.4g} on the way)", own_fell, True
-    return f" (your `{rec.name}` went from {rec.first:.4g} to {rec.last:.4g})", own_fell, False
+        return ""
+    return f" (your `{rec.name}` went from {rec.first:.4g} to {rec.last:.4g})"
 
 
-def _loss_hint(blew_up: bool, own_fell: bool, ratio: float) -> str:
-    if blew_up:
-        return " The training loss jumped up: the learning rate (LR) is probably too high."
-    if own_fell:
+def _swapped_hint(
+    net: StudentNetwork, loss: str, x: str, y: str, feeds, values, ratio: float, max_ratio: float
+) -> str:
+    """Did the training loop feed the labels to `x` and the inputs to `y`? Then the loss on
+    swapped data fell where the loss on the right data did not."""
+    xs, ys = feeds.get(x), feeds.get(y)
+    if xs is None or ys is None or xs.shape != ys.shape:
+        return ""
+    try:
+        before = float(net.run(loss, {x: ys, y: xs}, values=values).reshape(-1)[0])
+        after = float(net.run(loss, {x: ys, y: xs}).reshape(-1)[0])
+    except (GraphError, ValueError):
+        return ""
+    if before > 0 and after / before <= max_ratio < ratio:
         return (
-            " Your own loss fell, so the network you trained is not the lecture's network on "
-            "the lecture's labels: see the wiring and label checks."
+            f" Your network learned to predict `{x}` from `{y}`: the training loop feeds `{y}`'s "
+            f"data to `{x}` and `{x}`'s to `{y}` (check the feed_dict)."
         )
-    if ratio > 0.9:
-        return " Did the training loop run `optm`?"
     return ""
 
 
 @check("loss_decrease", needs_task=True)
-def check_loss_decrease(ev: Evidence, *, max_ratio: float = 0.5, n: int = 2000) -> Verdict:
-    """Training lowered the loss: the grader recomputes the loss of the final weights and of the
-    template's initialization on data it generates itself (the student's `loss_record` is shown
-    for feedback only)."""
-    bad = _nonfinite(ev.params())
+def check_loss_decrease(
+    ev: Evidence,
+    *,
+    max_ratio: float = 0.5,
+    n: int = 2000,
+    loss: str = "loss",
+    x: str = "x",
+    y: str = "y",
+) -> Verdict:
+    """Training lowered the loss: the student's own `loss`, evaluated by the grader on data it
+    draws itself, is at most `max_ratio` of its value at the student's own initialization (the
+    initializers in their graph, drawn again by the grader). A loss that grows is called
+    divergence; the student's `loss_record` is shown for feedback only."""
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    if (missing := _tensor(net, loss)) is not None:
+        return missing
+    record = _record_story(training_record(ev))
+    variables = [v.name for v in net.graph.variables()]
+    if variables and len(net.untrained) == len(variables):
+        return Verdict(
+            0.0,
+            "your network was never trained: none of its variables has a trained value "
+            "(did the code run `optm` in a tf.Session?)" + record,
+        )
+    bad = [_name_of(net, k) for k, v in net.graph.values.items() if not np.all(np.isfinite(v))]
     if bad:
         return Verdict(
             0.0,
-            f"training diverged: {', '.join(bad)} contain NaN or infinity; "
-            f"try a smaller learning rate (LR)",
+            f"training diverged: {', '.join(bad)} contain NaN or infinity; try a smaller "
+            f"learning rate (LR){record}",
             got="NaN",
         )
     try:
-        loss = loss_before_after(ev, n)
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    start, final = loss.start, loss.final
-    record, own_fell, blew_up = _record_story(training_record(ev), start, max_ratio)
-    if not np.isfinite(final) or final > 1e6 * max(start, 1e-12):
-        return Verdict(
-            0.0, f"training diverged: the loss is {final:.4g}{record}", got=f"{final:.4g}"
-        )
+        figures_, feeds = training_loss(ev, net, n, loss, x, y)
+    except (GraphError, ValueError) as exc:
+        return Verdict(0.0, f"your `{loss}` cannot be evaluated on fresh data: {exc}")
+    start, final, template = figures_.start, figures_.final, figures_.template
+    own = net.initial_values(ev.assignment.grading_seed + INIT_SEED)
     drawn = "held-out images" if ev.data is not None else "fresh points"
-    expected = (
-        f"loss after training <= {max_ratio:g} x loss at initialization = {max_ratio * start:.4g}"
+    figures = (
+        f"on {n} {drawn}, your `{loss}` is {start:.4g} at your initialization and {final:.4g} "
+        f"after training"
     )
-    if loss.ratio <= max_ratio:
+    if not np.isfinite(final):
         return Verdict(
-            1.0,
-            f"the loss fell from {start:.4g} at initialization to {final:.4g} after training{record}",
+            0.0,
+            f"training diverged: {figures}; try a smaller learning rate (LR){record}",
+            got=f"{final:.4g}",
         )
-    hint = _loss_hint(blew_up, own_fell, loss.ratio)
+    if abs(start - final) <= 1e-9 * max(1.0, abs(start)) and abs(template - final) <= 1e-9 * max(
+        1.0, abs(final)
+    ):
+        return Verdict(
+            0.0,
+            f"your `{loss}` is {final:.4g} whatever the weights: it cannot guide training "
+            f"(see the shapes: softmax cross entropy over a single output column is always 0)"
+            if abs(final) < 1e-9
+            else f"your `{loss}` is {final:.4g} whatever the weights: it does not depend on them",
+            got=f"{final:.4g}",
+        )
+    ratio = final / start if start > 0 else math.inf
+    expected = f"loss after training <= {max_ratio:g} x loss at initialization"
+    if start > 0 and ratio <= max_ratio:
+        also = (
+            f"; at the template's initialization it is {template:.4g}"
+            if abs(template - start) > 0.05 * abs(start)
+            else ""
+        )
+        return Verdict(
+            1.0, f"the loss fell: {figures}{also}{record}", expected=expected, got=f"{ratio:.3g}"
+        )
+    values = {**net.trained_values(), **own}
+    hint = _swapped_hint(net, loss, x, y, feeds, values, ratio, max_ratio)
+    if figures_.grew and not hint:
+        return Verdict(
+            0.0,
+            f"the loss grew: {figures}. Training diverged: try a smaller learning rate (LR)"
+            f"{record}",
+            expected=expected,
+            got=f"{ratio:.3g}",
+        )
+    if not hint and figures_.unchanged:
+        hint = " The weights did not learn: did the training loop run `optm`?"
     return Verdict(
         0.0,
-        f"the loss of your final weights on {n} {drawn} is {final:.4g}; at the template's "
-        f"initialization it is {start:.4g}; expected {expected}.{hint}{record}",
+        f"the loss did not fall enough: {figures}; expected at most {max_ratio:g} x "
+        f"{start:.4g} = {max_ratio * start:.4g}.{hint}{record}",
         expected=expected,
-        got=f"{final:.4g}",
+        got=f"{ratio:.3g}",
+    )
+
+
+# --- decision_boundary -------------------------------------------------------------------------
+
+
+@check("decision_boundary", needs_task=True)
+def check_decision_boundary(
+    ev: Evidence,
+    *,
+    minimum: float,
+    grid: int = 200,
+    heldout: int = 2000,
+    pred: str = "pred",
+    x: str = "x",
+) -> Verdict:
+    """The student's own network (their graph with their trained weights, evaluated by the
+    grader) agrees with the true boundary of the lecture's data generator, on a dense grid over
+    the lecture's domain and on held-out points drawn with a grader seed."""
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    for name in (pred, x):
+        if (missing := _tensor(net, name)) is not None:
+            return missing
+    bad = [_name_of(net, k) for k, v in net.graph.values.items() if not np.all(np.isfinite(v))]
+    if bad:
+        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    gen = ev.task.generator
+    try:
+        agree = network_boundary(ev, net, grid, heldout, pred, x)
+    except (GraphError, ValueError) as exc:
+        return Verdict(0.0, f"your network cannot be evaluated on the grader's points: {exc}")
+    on_grid, on_held = agree.on_grid, agree.on_held
+    domain = ", ".join(
+        f"x{i + 1} in [{lo:g}, {hi:g}]"
+        for i, (lo, hi) in enumerate(zip(gen.low, gen.high, strict=True))
+    )
+    text = (
+        f"your network agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
+        f"{grid}x{grid} grid over {domain} and on {on_held:.1%} of {heldout} held-out points"
+    )
+    verdict = _against(text, min(on_grid, on_held), minimum, least=True, fmt=".1%")
+    if verdict.passed:
+        start = network_boundary(ev, net, grid, heldout, pred, x, at_initialization(ev, net))
+        if start.lowest >= minimum and start.lowest >= min(on_grid, on_held) - 0.01:
+            return _not_learned(text, f"{start.lowest:.1%}")
+    return verdict
+
+
+def _not_learned(text: str, figure: str) -> Verdict:
+    """A result the student's own initialization already gives (and training did not improve
+    on): nothing was learned, the answer was written into the initial values. Counts as a
+    network that was never trained."""
+    return Verdict(
+        0.0,
+        f"{text}; but your network gives {figure} already at its initial values (your "
+        f"initializers): the result must come from training, not be written in",
     )
 
 
 # --- parameters --------------------------------------------------------------------------------
 
 
+def learned_values(
+    ev: Evidence, net: StudentNetwork, names: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """(trained value, value at the student's own initialization) of each named variable of
+    the student's graph, flattened. Raises Missing if one is absent or never trained."""
+    initial = net.initial_values(ev.assignment.grading_seed + INIT_SEED)
+    out = {}
+    for name in names:
+        if name not in net.tensors:
+            raise Missing(f"{show(name)} is not a variable of your network")
+        node = net.tensors[name][0]
+        if node not in net.graph.values:
+            raise Missing(f"{show(name)} has no trained value: was the network trained?")
+        start = initial.get(node)
+        out[name] = (
+            np.asarray(net.graph.values[node], dtype=np.float64).ravel(),
+            None if start is None else np.asarray(start, dtype=np.float64).ravel(),
+        )
+    return out
+
+
 @check("parameters")
 def check_parameters(ev: Evidence, *, expect: dict[str, float], atol: float = 0.2) -> Verdict:
-    """Learned parameters are close to the values the data were generated with."""
+    """Learned parameters (the variables of the student's graph after training) are close to
+    the values the data were generated with, and were learned: a variable whose own
+    initializer already gives the answer learned nothing."""
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    try:
+        found = learned_values(ev, net, list(expect))
+    except Missing as exc:
+        return Verdict(0.0, str(exc))
     problems = []
     good = []
-    for name, arr in parameter_values(ev, list(expect)).items():
+    for name, (arr, start) in found.items():
         value = expect[name]
         if arr.size != 1:
             problems.append(f"{show(name)} has {arr.size} values; expected a single number")
@@ -355,39 +758,16 @@ def check_parameters(ev: Evidence, *, expect: dict[str, float], atol: float = 0.
             problems.append(
                 f"{show(name)} is {got:.4g}; expected about {value:g} (within {atol:g})"
             )
+        elif start is not None and start.size == 1 and abs(float(start[0]) - value) <= atol:
+            problems.append(
+                f"{_at(net.line(name))}{show(name)} starts at {float(start[0]):.4g}, the answer "
+                f"itself: it must be learned from the data, not written in"
+            )
         else:
             good.append(f"{show(name)} = {got:.4g}")
     if problems:
         return Verdict((len(expect) - len(problems)) / len(expect), "\n".join(problems))
     return Verdict(1.0, ", ".join(good) + " (close to the values used to generate the data)")
-
-
-# --- decision_boundary -------------------------------------------------------------------------
-
-
-@check("decision_boundary", needs_task=True)
-def check_decision_boundary(
-    ev: Evidence, *, minimum: float, grid: int = 200, heldout: int = 2000
-) -> Verdict:
-    """The classifier agrees with the true boundary of the lecture's data generator, on a dense
-    grid over the lecture's domain and on held-out points drawn with a grader seed."""
-    params = _finite_params(ev)
-    if isinstance(params, Verdict):
-        return params
-    try:
-        agree = boundary_agreement(ev.task, params, grid, heldout, ev.assignment.grading_seed)
-    except ValueError as exc:
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
-    gen = ev.task.generator
-    domain = ", ".join(
-        f"x{i + 1} in [{lo:g}, {hi:g}]"
-        for i, (lo, hi) in enumerate(zip(gen.low, gen.high, strict=True))
-    )
-    text = (
-        f"your classifier agrees with the true boundary {gen.formula} on {agree.on_grid:.1%} of a "
-        f"{grid}x{grid} grid over {domain} and on {agree.on_held:.1%} of {heldout} held-out points"
-    )
-    return _against(text, agree.lowest, minimum, least=True, fmt=".1%")
 
 
 # --- checkpoint_restore ---------------------------------------------------------------------------
@@ -418,52 +798,106 @@ def _restore_problem(pair: RestorePair, trained_in: str, tested_in: str, atol: f
 
 @check("checkpoint_restore", needs_task=True)
 def check_checkpoint_restore(
-    ev: Evidence, *, names: list[str], prefix: str = "train:", atol: float = 1e-6
+    ev: Evidence,
+    *,
+    names: list[str],
+    prefix: str = "train:",
+    atol: float = 1e-6,
+    min_accuracy: float = 0.5,
+    pred: str = "pred",
+    x: str = "x",
 ) -> Verdict:
     """The test file restored exactly what the training file trained and saved (the two ran
-    in separate namespaces and graphs): same variables, hence the same held-out accuracy."""
+    in separate namespaces and graphs), and what it restored is a trained network: the
+    student's test graph with the restored weights reaches `min_accuracy` on the held-out
+    images (a restore of untrained weights proves nothing)."""
     stages = [s.file for s in ev.assignment.stages] or ["training", "test"]
     trained_in, tested_in = stages[0], stages[-1]
-    pairs = restore_pairs(ev, names, prefix)
+    net = _network(ev)
+    if isinstance(net, Verdict):
+        return net
+    pairs = []
+    for pair in restore_pairs(ev, names, prefix):
+        node = net.tensors.get(pair.name, ("", 0))[0]
+        restored = net.graph.values.get(node)
+        pairs.append(
+            RestorePair(
+                pair.name,
+                pair.trained,
+                None if restored is None else np.asarray(restored, dtype=np.float64),
+            )
+        )
     problems = [p for p in (_restore_problem(q, trained_in, tested_in, atol) for q in pairs) if p]
     if problems:
         return Verdict(0.0, "\n".join(problems))
     text = f"{tested_in} restored exactly what {trained_in} trained ({', '.join(show(n) for n in names)})"
-    if ev.data is not None:
-        restored = {p.name: p.restored for p in pairs if p.restored is not None}
-        acc = heldout_accuracy(ev, restored).accuracy
-        text += f": held-out accuracy {acc:.1%} after the restore, as after training"
-    return Verdict(1.0, text)
+    if ev.data is None:
+        family = FAMILIES[ev.task.data]
+        return Verdict(
+            0.0,
+            text + f"; whether it was trained cannot be told: {family.label} "
+            f"not available{family.where_to_put}",
+            skipped=True,
+        )
+    try:
+        acc = network_accuracy(ev, net, pred, x)
+    except (GraphError, ValueError) as exc:
+        return Verdict(0.0, f"{text}, but the restored network cannot be evaluated: {exc}")
+    text += f": held-out accuracy {acc.accuracy:.1%} with the restored weights"
+    return _against(
+        text,
+        acc.accuracy,
+        min_accuracy,
+        least=True,
+        fmt=".0%",
+        hint=" (what was saved and restored was not a trained network)",
+    )
 
 
 # --- accuracy ----------------------------------------------------------------------------------
 
 
 @check("accuracy", needs_task=True)
-def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
-    """Accuracy of the student's weights in the grader's own rebuild of the network, on the
-    held-out test set the sandbox never saw. `minimum` is per data set (`mnist`,
-    `mnist-embedded`, ...), calibrated against the reference on the same data."""
+def check_accuracy(
+    ev: Evidence, *, minimum: dict[str, float], pred: str = "pred", x: str = "x"
+) -> Verdict:
+    """Accuracy on the held-out test set the sandbox never saw: of the student's own network
+    (their graph with their trained weights, evaluated by the grader; or their Keras model,
+    rebuilt from its JSON). `minimum` is per data set (`mnist`, `mnist-embedded`, ...),
+    calibrated against the reference on the same data."""
     want = _bound_for(ev, minimum, "accuracy threshold")
     if isinstance(want, Verdict):
         return want
     keras = ev.task.model == "keras"
-    params: dict[str, np.ndarray] | None = None
-    if not keras:
-        found = _finite_params(ev)
-        if isinstance(found, Verdict):
-            return found
-        params = found
     try:
-        acc = heldout_accuracy(ev, params)
+        if keras:
+            acc = heldout_accuracy(ev)
+        else:
+            net = _network(ev)
+            if isinstance(net, Verdict):
+                return net
+            for name in (pred, x):
+                if (missing := _tensor(net, name)) is not None:
+                    return missing
+            bad = [
+                _name_of(net, k) for k, v in net.graph.values.items() if not np.all(np.isfinite(v))
+            ]
+            if bad:
+                return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+            acc = network_accuracy(ev, net, pred, x)
+            if acc.accuracy >= want:
+                start = network_accuracy(ev, net, pred, x, at_initialization(ev, net))
+                if start.accuracy >= want and start.accuracy >= acc.accuracy - 0.01:
+                    text = f"accuracy {acc.accuracy:.1%} on {acc.images} held-out images"
+                    return _not_learned(text, f"{start.accuracy:.1%}")
     except ModelRefused as exc:
         return Verdict(0.0, f"your model cannot be graded: {exc}")
-    except ValueError as exc:
+    except (GraphError, ValueError) as exc:
         if keras:
             return Verdict(
                 0.0, f"your model does not take the images as the notes prepare them: {exc}"
             )
-        return Verdict(0.0, f"your weights do not fit the lecture's network: {exc}")
+        return Verdict(0.0, f"your network cannot be evaluated on the held-out images: {exc}")
     text = f"accuracy {acc.accuracy:.1%} on {acc.images} held-out images of {ev.data.dataset.name}"
     hint = ""
     if acc.top_count > 0.5 * acc.images:
@@ -475,7 +909,7 @@ def check_accuracy(ev: Evidence, *, minimum: dict[str, float]) -> Verdict:
 # --- one_hot -----------------------------------------------------------------------------------
 
 
-@check("one_hot", needs_task=True)
+@check("one_hot", needs_task=True, structural=True)
 def check_one_hot(ev: Evidence, *, labels: str = "train_y", inputs: str = "train_X") -> Verdict:
     """Training labels are one-hot rows [C0, C1] (as OneHotEncoder makes them) matching the data."""
     y = np.asarray(ev.array(labels), dtype=np.float64)

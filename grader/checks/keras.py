@@ -35,7 +35,7 @@ def _model_or_verdict(ev: Evidence) -> Architecture | Verdict:
         return Verdict(0.0, str(exc))
 
 
-@check("model_structure", needs_task=True)
+@check("model_structure", needs_task=True, structural=True)
 def check_model_structure(
     ev: Evidence, *, input_shape: list[int], layers: list[dict[str, Any]], dropout: bool = False
 ) -> Verdict:
@@ -53,7 +53,7 @@ def check_model_structure(
     return Verdict(1.0, f"the model matches the reference: {model.params:,} parameters")
 
 
-@check("compile_config", needs_task=True)
+@check("compile_config", needs_task=True, structural=True)
 def check_compile_config(
     ev: Evidence, *, loss: list[str], optimizer: list[str], metrics: list[str] | None = None
 ) -> Verdict:
@@ -110,7 +110,7 @@ def check_save_load(ev: Evidence, *, atol: float = 1e-5) -> Verdict:
     return Verdict(0.0, "\n".join(problems))
 
 
-@check("schedule", needs_task=True)
+@check("schedule", needs_task=True, structural=True)
 def check_schedule(
     ev: Evidence,
     *,

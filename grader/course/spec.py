@@ -78,6 +78,7 @@ def load_assignment(path: Path) -> Assignment:
         "collect",
         "task",
         "checks",
+        "untrained_max",
     }
     for key in ("limits", "run", "collect", "task"):
         if key in data and not isinstance(data[key], dict):
@@ -114,6 +115,11 @@ def load_assignment(path: Path) -> Assignment:
     checks = _load_checks(data.get("checks", []), where, task)
     if not checks:
         raise SpecError(f"{where}: no [[checks]]")
+    untrained_max = data.get("untrained_max", UNTRAINED_MAX)
+    if isinstance(untrained_max, bool) or not isinstance(untrained_max, (int, float)):
+        raise SpecError(f"{where}: untrained_max must be a number in [0, 1]")
+    if task is not None:
+        _structure_at_most(checks, float(untrained_max), where)
 
     return Assignment(
         name=path.parent.name,
@@ -131,6 +137,26 @@ def load_assignment(path: Path) -> Assignment:
         files=files,
         stages=stages,
     )
+
+
+UNTRAINED_MAX = 0.4  # the default share of points a never-trained network can reach
+
+
+def _structure_at_most(checks: list[CheckSpec], share: float, where: str) -> None:
+    """The rule every spec with a `[task]` states: the checks that a network passes whether or
+    not it was trained (shapes, wiring, the loss function: `structural` checks) carry at most
+    `share` of the points, so that a network that was never trained, or diverged, cannot
+    reach more."""
+    total = sum(c.points for c in checks)
+    structural = [c for c in checks if getattr(registry.get(c.check), "structural", False)]
+    points = sum(c.points for c in structural)
+    if total and points > share * total + 1e-9:
+        names = ", ".join(f"{c.name} ({c.points:g})" for c in structural)
+        raise SpecError(
+            f"{where}: the structural checks ({names}) carry {points:g} of {total:g} points; "
+            f"a network that was never trained must score at most {share:.0%} "
+            f"(untrained_max = {share:g}): give the checks of what training achieved more"
+        )
 
 
 def _load_checks(entries: list[dict[str, Any]], where: str, task: Task | None) -> list[CheckSpec]:

@@ -299,7 +299,9 @@ def sigmoid_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike) -> n
 
 def softmax_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike) -> np.ndarray:
     """tf.nn.softmax_cross_entropy_with_logits, one value per row of `logits` (batch, classes):
-    logsumexp(z) - sum(t * z), with the row maximum subtracted inside the logsumexp."""
+    sum(t * (logsumexp(z) - z)), with the row maximum subtracted inside the logsumexp. (For
+    labels that sum to 1 this is logsumexp(z) - sum(t * z); like TensorFlow's, it is 0 for a
+    single column whatever the labels.)"""
     z, t = _f64(logits), _f64(labels)
     if z.ndim != 2:
         raise ValueError(
@@ -309,7 +311,7 @@ def softmax_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike) -> n
     zmax = z.max(axis=1, keepdims=True)
     logsumexp = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
     try:
-        return logsumexp - (t * z).sum(axis=1)
+        return (t * (logsumexp[:, None] - z)).sum(axis=1)
     except ValueError:
         raise ValueError(
             f"softmax cross entropy: the labels have shape {fmt_shape(t.shape)}; the logits "

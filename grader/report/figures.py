@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from grader.checks import measures
+from grader.checks.autoencoder import codes_and_images
 from grader.checks.base import Evidence
+from grader.checks.measures.student import network_accuracy, predict, student_network
 
 GRID = 120
 MAX_IMAGES = 8
@@ -56,7 +58,8 @@ def _boundary(ev: Evidence) -> dict[str, Any] | None:
         return None
     gen = task.generator
     points = gen.grid(GRID)  # row i: x2 = ys[i]; column j: x1 = xs[j]
-    pred = measures.predicted_classes(task, ev.params(), points).reshape(GRID, GRID)
+    # The student's own network, evaluated by the grader: its decision regions as it is built.
+    pred = predict(ev, student_network(ev), points).reshape(GRID, GRID)
     truth = gen.boundary(points[:, 0].reshape(GRID, GRID), points[:, 1].reshape(GRID, GRID))
     held = measures.heldout_points(task, 300, ev.assignment.grading_seed)
     return {
@@ -72,7 +75,14 @@ def _boundary(ev: Evidence) -> dict[str, Any] | None:
 def _confusion(ev: Evidence) -> dict[str, Any] | None:
     if ev.data is None or ev.task is None or ev.task.labels == "reconstruction":
         return None
-    pred = measures.heldout_accuracy(ev).predictions
+    if ev.task.model == "keras":
+        pred = measures.heldout_accuracy(ev).predictions
+    else:
+        checks = {c.check: c.params for c in ev.assignment.checks}
+        names = checks.get("accuracy", {})
+        pred = network_accuracy(
+            ev, student_network(ev), names.get("pred", "pred"), names.get("x", "x")
+        ).predictions
     truth = ev.data.heldout_y.astype(int)
     matrix = np.zeros((10, 10), dtype=int)
     np.add.at(matrix, (truth, pred), 1)
@@ -94,9 +104,11 @@ def _autoencoder(ev: Evidence) -> dict[str, Any] | None:
     if ev.data is None or ev.task is None or ev.task.labels != "reconstruction":
         return None
     images, labels = measures.heldout_digits(ev.task, ev.data)
-    params = ev.params()
-    x, recon = measures.reconstructions(ev.task, params, images[:MAX_IMAGES])
-    latent = measures.latent_codes(ev.task, params, images[:300])
+    net = student_network(ev)
+    names = dict(encoder="latent", decoder="reconst", code="latent_input", input="x")
+    x = ev.task.features(images[:MAX_IMAGES])
+    _, recon = codes_and_images(net, x, **names)
+    latent, _ = codes_and_images(net, ev.task.features(images[:300]), **names)
     return {
         "originals": (x * 255).clip(0, 255).astype(int).tolist(),
         "reconstructions": (recon * 255).clip(0, 255).astype(int).tolist(),

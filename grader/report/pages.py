@@ -112,10 +112,11 @@ def _plots(figures: dict, reference: dict | None = None) -> list[tuple[str, str]
     import matplotlib.pyplot as plt
 
     out: list[tuple[str, str]] = []
+    reference = reference or {}
     if figures.get("loss_curve"):
-        out.append(_loss_plot(plt, figures["loss_curve"], reference))
+        out.append(_loss_plot(plt, figures["loss_curve"], reference.get("loss_curve")))
     if figures.get("boundary"):
-        out.append(_boundary_plot(plt, figures["boundary"]))
+        out.append(_boundary_plot(plt, figures["boundary"], reference.get("boundary")))
     if figures.get("confusion"):
         out.extend(_confusion_plots(plt, figures["confusion"]))
     if figures.get("autoencoder"):
@@ -138,8 +139,7 @@ def _loss_plot(plt, curves: dict, reference: dict | None) -> tuple[str, str]:
     return title, _png(fig)
 
 
-def _boundary_plot(plt, b: dict) -> tuple[str, str]:
-    fig, ax = plt.subplots(figsize=(6, 5))
+def _regions(ax, b: dict, title: str) -> None:
     ext = b["extent"]
     ax.imshow(
         np.array(b["predicted"]),
@@ -159,9 +159,22 @@ def _boundary_plot(plt, b: dict) -> tuple[str, str]:
     ax.scatter(pts[cls == 0, 0], pts[cls == 0, 1], s=8, c="b", label="C0")
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
+    ax.set_title(title)
     ax.legend(loc=1)
+
+
+def _boundary_plot(plt, b: dict, reference: dict | None = None) -> tuple[str, str]:
+    """The student's own network's decision regions (evaluated by the grader from their
+    graph), beside the reference's when it ran."""
+    panels = 2 if reference else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 5), squeeze=False)
+    _regions(axes[0][0], b, "your network")
+    if reference:
+        _regions(axes[0][1], reference, "the reference solution")
+    beside = ", beside the reference's" if reference else ""
     return (
-        f"your decision regions (shaded), the true boundary {b['formula']} (black), held-out points",
+        f"your network's decision regions (shaded){beside}, the true boundary {b['formula']} "
+        f"(black), held-out points",
         _png(fig),
     )
 

@@ -230,6 +230,7 @@ def _collect_stage(job: JobSpec, stage: Stage, namespace, inputs, facts, arrays,
             tfc,
             np,
             job.call_timeout_s,
+            {os.path.abspath(name): list(where) for name, where in job.files.items()},
         )
     except BaseException as exc:  # noqa: BLE001
         facts["collect_error"] = short(exc)

@@ -45,11 +45,14 @@ def _to_array(np, value):
     return np.array(arr, order="C")  # (ascontiguousarray would make a 0-d value 1-d)
 
 
-def collect(spec: Collect, ns, inputs, facts, arrays, tfc, np, call_timeout) -> None:
-    """Collect what `spec` asks for from namespace `ns` into `facts` and `arrays`."""
+def collect(spec: Collect, ns, inputs, facts, arrays, tfc, np, call_timeout, wheres=None) -> None:
+    """Collect what `spec` asks for from namespace `ns` into `facts` and `arrays`; `wheres`
+    maps each of the student's files to the label of each of its lines."""
     c = _Collector(ns, inputs, facts, arrays, tfc, np, call_timeout)
     c.placeholders(spec.placeholders)
     c.params(spec.params)
+    if spec.graph and tfc is not None:
+        c.graph(spec, wheres or {})
     for name in spec.records + spec.arrays:
         if name not in ns:
             c.missing[name] = "not defined"
@@ -118,6 +121,25 @@ class _Collector:
                 if self.tfc is not None and self.tfc.is_tensorish(item):
                     self.facts["declared_shapes"][full] = self.tfc.static_shape(item)
                 self.store(full, item)
+
+    def graph(self, spec: Collect, wheres) -> None:
+        """The student's graph as data (`graph_export`), naming the placeholders and the
+        variables the spec lists in the student's terms."""
+        from grader.sandbox import graph_export
+
+        names = {name: self.ns[name] for name in spec.placeholders if name in self.ns}
+        for name in spec.params:
+            value = self.ns.get(name)
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, item in items:
+                if item is not None:
+                    names[param_key(name, key)] = item
+        try:
+            graph_export.export(
+                names, spec.graph, self.ns, self.facts, self.arrays, self.tfc, self.np, wheres
+            )
+        except Exception as exc:  # noqa: BLE001 - the parent says the graph is missing
+            self.facts.setdefault("graph", {})["errors"] = {"graph": short(exc)}
 
     def fetch(self, fetch):
         name, ns, errors = fetch.name, self.ns, self.facts["fetch_errors"]

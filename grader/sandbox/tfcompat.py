@@ -120,6 +120,11 @@ def install_tf2(seed: int) -> None:
     contrib.install(tf)
 
 
+def v1():
+    """The `tensorflow.compat.v1` module `install()` imported."""
+    return _v1
+
+
 def is_tensorish(value) -> bool:
     v1 = _v1
     if v1 is None:  # TensorFlow 2 (Keras assignments): eager values convert by themselves
