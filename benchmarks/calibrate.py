@@ -54,8 +54,9 @@ import numpy as np
 from grader import registry
 from grader.checks import Evidence, Missing, measures
 from grader.checks.autoencoder import codes_and_images
-from grader.checks.graph import LOSS_RTOL, learned_values
+from grader.checks.graph import LOSS_RTOL
 from grader.checks.measures import student
+from grader.checks.training import learned_values
 from grader.context import Context, grading
 from grader.course.discovery import Course, find_course
 from grader.model.keras import ModelRefused

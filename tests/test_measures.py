@@ -19,8 +19,8 @@ import pytest
 from grader import registry
 from grader.checks import Missing, measures
 from grader.checks.autoencoder import codes_and_images
-from grader.checks.graph import learned_values
 from grader.checks.measures import student
+from grader.checks.training import learned_values
 from grader.course.data import Dataset, Splits
 from grader.report import figures
 from tests import graphs

@@ -11,7 +11,7 @@ the spec's threshold and writes the message. The feedback plots and the calibrat
 call the same measures, and a plugin's check can call them too.
 """
 
-from grader.checks import autoencoder, graph, keras, values  # noqa: F401 - registers them
+from grader.checks import autoencoder, graph, keras, training, values  # noqa: F401 - registers them
 from grader.checks.base import Evidence, Missing, Verdict
 from grader.registry import check
 
