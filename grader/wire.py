@@ -99,6 +99,8 @@ class GraphFacts:
     LINES = "lines"  # node name -> the student's label of the line that created it
     INITS = "inits"  # variable node -> the tensor its initializer computes
     ERRORS = "errors"  # student name -> why it could not be exported
+    WHERE = "where"  # student name (`optm`) -> its line, for what is not in the GraphDef
+    TRAINING_STEP = "optm"  # the lecture's name of the training step, located for feedback
 
 
 GRAPH_DEF = "graph:def"  # the serialized GraphDef, as an array of bytes (uint8)

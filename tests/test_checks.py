@@ -302,7 +302,9 @@ class TestDecisionBoundary:
         v = run("decision_boundary", ev, minimum=0.95)
         assert not v.passed
         assert "true boundary 0.8*x1 + x2 - 3 = 0" in v.message
-        assert v.message.endswith("expected at least 95.0%")
+        assert v.message.endswith(
+            "expected at least 95.0% (your network's output `pred` is built at line 20)"
+        )
 
     def test_weights_written_into_the_initializers_learned_nothing(self, course):
         ev = graph_evidence(

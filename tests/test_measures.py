@@ -368,7 +368,10 @@ class TestDecisionBoundary:
         assert run("decision_boundary", ev, minimum=lowest - 0.001).passed
         v = run("decision_boundary", ev, minimum=lowest + 0.001)
         assert not v.passed and v.got == f"{lowest:.1%}"
-        assert v.message.endswith(f"held-out points; expected at least {lowest + 0.001:.1%}")
+        assert v.message.endswith(
+            f"held-out points; expected at least {lowest + 0.001:.1%} (your network's output "
+            f"`pred` is built at line 20)"
+        )
 
     def test_judge_names_divergence(self, course):
         weights = {"weights.output": np.array([[np.inf], [1], [1]])}
@@ -467,7 +470,8 @@ class TestAccuracy:
             assert v.passed and v.message == text
         else:
             assert v.message == (
-                f"{text}; expected at least 51.0%; it predicts 3 for 100% of the images"
+                f"{text}; expected at least 51.0%; it predicts 3 for 100% of the images (your "
+                f"network's output `y` is built at line 21)"
             )
 
     def test_judge_skips_without_data_or_threshold(self, course):

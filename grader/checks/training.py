@@ -128,8 +128,9 @@ def check_loss_decrease(
     except (GraphError, ValueError) as exc:
         return Verdict(0.0, f"your `{loss}` cannot be evaluated on fresh data: {exc}")
     drawn = "held-out images" if ev.data is not None else "fresh points"
+    at = f" ({net.line(loss)})" if net.line(loss) else ""
     figures = (
-        f"on {n} {drawn}, your `{loss}` is {f.start:.4g} at your initialization and "
+        f"on {n} {drawn}, your `{loss}`{at} is {f.start:.4g} at your initialization and "
         f"{f.final:.4g} after training"
     )
     if not np.isfinite(f.final):
@@ -160,7 +161,9 @@ def check_loss_decrease(
             got=f"{f.ratio:.3g}",
         )
     if not hint and f.unchanged:
-        hint = " The weights did not learn: did the training loop run `optm`?"
+        step = net.line("optm")
+        at = f" (defined at {step})" if step else ""
+        hint = f" The weights did not learn: did the training loop run `optm`{at}?"
     return Verdict(
         0.0,
         f"the loss did not fall enough: {figures}; expected at most {max_ratio:g} x "
@@ -209,12 +212,20 @@ def check_decision_boundary(
         f"your network agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
         f"{grid}x{grid} grid over {domain} and on {on_held:.1%} of {heldout} held-out points"
     )
-    verdict = _against(text, min(on_grid, on_held), minimum, least=True, fmt=".1%")
+    verdict = _against(
+        text, min(on_grid, on_held), minimum, least=True, fmt=".1%", hint=_built_at(net, pred)
+    )
     if verdict.passed:
         start = network_boundary(ev, net, grid, heldout, pred, x, at_initialization(ev, net))
         if start.lowest >= minimum and start.lowest >= min(on_grid, on_held) - 0.01:
             return _not_learned(text, f"{start.lowest:.1%}")
     return verdict
+
+
+def _built_at(net: StudentNetwork, pred: str) -> str:
+    """Where the network judged is built, for a failure's message."""
+    line = net.line(pred)
+    return f" (your network's output `{pred}` is built at {line})" if line else ""
 
 
 def _not_learned(text: str, figure: str) -> Verdict:
@@ -391,6 +402,7 @@ def check_accuracy(
     if isinstance(want, Verdict):
         return want
     keras = ev.task.model == "keras"
+    net: StudentNetwork | Verdict | None = None
     try:
         if keras:
             acc = heldout_accuracy(ev)
@@ -425,6 +437,8 @@ def check_accuracy(
     if acc.top_count > 0.5 * acc.images:
         share = acc.top_count / acc.images
         hint = f"; it predicts {acc.top_class} for {share:.0%} of the images"
+    if isinstance(net, StudentNetwork):
+        hint += _built_at(net, pred)
     return _against(text, acc.accuracy, want, least=True, fmt=".1%", hint=hint)
 
 

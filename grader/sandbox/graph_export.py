@@ -19,7 +19,12 @@ MAX_NODES = 4000  # more is not a lecture network: the parent refuses it too
 def export(names, tensors, ns, facts, arrays, tfc, np, wheres) -> None:
     """Export the graph of the student's tensors `tensors` (names in `ns`), naming the
     placeholders and variables `names` (student name -> the object in `ns`)."""
-    out: dict = {GraphFacts.NAMES: {}, GraphFacts.LINES: {}, GraphFacts.INITS: {}}
+    out: dict = {
+        GraphFacts.NAMES: {},
+        GraphFacts.LINES: {},
+        GraphFacts.INITS: {},
+        GraphFacts.WHERE: {},
+    }
     facts[GraphFacts.FIELD] = out
     v1 = tfc.v1()
     found = []
@@ -89,6 +94,11 @@ def export(names, tensors, ns, facts, arrays, tfc, np, wheres) -> None:
             except Exception:  # noqa: BLE001 - never trained: the parent uses its initializer
                 pass
     arrays[GRAPH_DEF] = np.frombuffer(sub.SerializeToString(), dtype=np.uint8).copy()
+    step = ns.get(GraphFacts.TRAINING_STEP)
+    if getattr(step, "graph", None) is graph and getattr(step, "name", None):
+        line = _line_of(graph, step.name, wheres)
+        if line:
+            out[GraphFacts.WHERE][GraphFacts.TRAINING_STEP] = line
 
 
 def _line_of(graph, name: str, wheres: dict[str, list[str]]) -> str:

@@ -40,6 +40,7 @@ class StudentNetwork:
     tensors: dict[str, Tensor]  # student name (`pred`, `loss`, `x`) -> tensor
     untrained: list[str] = field(default_factory=list)  # variable nodes without a trained value
     pred_name: str = "pred"  # the spec's first tensor: the network's output
+    where: dict[str, str] = field(default_factory=dict)  # `optm` -> its line (not in the graph)
     _initial: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
@@ -51,7 +52,9 @@ class StudentNetwork:
         return self.graph.nodes[self.tensor(name)[0]]
 
     def line(self, name: str) -> str:
-        """The student's line of a name (`pred`, `x`, `weights.hidden`), or ""."""
+        """The student's line of a name (`pred`, `x`, `weights.hidden`, `optm`), or ""."""
+        if name in self.where:
+            return self.where[name]
         try:
             return self.node(name).line
         except Missing:
@@ -171,7 +174,8 @@ def _load(ev: Evidence) -> StudentNetwork:
         raise Missing(too_big)
     untrained = [v.name for v in graph.variables() if v.name not in graph.values]
     wanted = ev.assignment.collect.graph
-    return StudentNetwork(graph, tensors, untrained, wanted[0] if wanted else "pred")
+    where = {k: str(v)[:80] for k, v in strings(GraphFacts.WHERE).items()}
+    return StudentNetwork(graph, tensors, untrained, wanted[0] if wanted else "pred", where)
 
 
 def _larger_than_allowed(ev: Evidence, graph: Graph, tensors: dict[str, Tensor]) -> str | None:
