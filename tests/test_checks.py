@@ -242,7 +242,8 @@ class TestLossDecrease:
         ev = graph_evidence(course, "perceptron", weights)
         v = run("loss_decrease", ev, max_ratio=0.5)
         assert not v.passed
-        assert "did the training loop run `optm`?" in v.message
+        assert "Your network was never trained, or learned nothing" in v.message
+        assert "Did the training loop run `optm`, on labels that match the inputs?" in v.message
 
     def test_a_network_without_trained_values_was_never_trained(self, course):
         ev = graph_evidence(
@@ -258,7 +259,8 @@ class TestLossDecrease:
         assert v.message.startswith("training diverged: `weights['output']` contain NaN")
 
     def test_a_loss_that_grew_is_divergence(self, course):
-        ev = graph_evidence(course, "perceptron", {"weights.output": -GOOD_PERCEPTRON})
+        # a constant logit of 20: every point called C1, with all confidence
+        ev = graph_evidence(course, "perceptron", {"weights.output": np.array([[20.0], [0], [0]])})
         v = run("loss_decrease", ev, max_ratio=0.5)
         assert v.message.startswith("the loss grew")
         assert "try a smaller learning rate" in v.message
@@ -288,6 +290,16 @@ class TestLossDecrease:
         assert not v.passed
         assert "Your network learned to predict `x` from `y`" in v.message
         assert "the loss grew" not in v.message
+
+
+class TestReversedClasses:
+    def test_a_network_that_learned_the_classes_the_other_way_round(self, course):
+        # labels built with C1 in column 0: the network learned -GOOD; training did happen
+        ev = graph_evidence(course, "perceptron", {"weights.output": -GOOD_PERCEPTRON})
+        v = run("loss_decrease", ev, max_ratio=0.5)
+        assert v.passed and "for the two classes the other way round" in v.message
+        v = run("decision_boundary", ev, minimum=0.95)
+        assert not v.passed and "predicts the two classes the other way round" in v.message
 
 
 class TestDecisionBoundary:

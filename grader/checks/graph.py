@@ -52,7 +52,8 @@ def _tensor(net: StudentNetwork, name: str) -> Verdict | None:
     """None when the graph has tensor `name`, else the failing verdict."""
     if name in net.tensors:
         return None
-    return Verdict(0.0, f"`{name}` is not in your network: it was not defined as a tensor")
+    why = net.errors.get(name, "it was not defined as a tensor")
+    return Verdict(0.0, f"`{name}` is not in your network: {why}")
 
 
 # --- shapes ------------------------------------------------------------------------------------
@@ -160,9 +161,7 @@ def _array_problem(net: StudentNetwork, name: str, spec: list, rule: _ShapeRule)
     alternatives = name.split("|")
     found = [a for a in alternatives if a in net.tensors]
     if not found:
-        if any(a in net.graph.names for a in alternatives):
-            return None  # defined, not used: the wiring check names what is missing, once
-        return f"{show(alternatives[0])} was not produced by your code"
+        return None  # not in the network: the wiring check names what is missing, once
     node = net.node(found[0])
     shape = node.attrs.get("shape")
     if node.name in net.graph.values:
@@ -449,8 +448,14 @@ def describe_loss(net: StudentNetwork, loss: str, pred: str) -> str:
     top = graph.nodes[net.tensors[loss][0]]
     while top.op in ("Identity", "Cast") and top.inputs:
         top = graph.nodes[top.inputs[0][0]]
+    scaled = ""
+    if top.op in ("RealDiv", "Div", "Mul") and len(top.inputs) == 2:
+        inner = [graph.nodes[i[0]] for i in top.inputs if graph.nodes[i[0]].op != "Const"]
+        if len(inner) == 1:  # a reduction divided (or multiplied) by a constant
+            scaled = ", divided by a constant" if top.op != "Mul" else ", times a constant"
+            top = inner[0]
     reduction = {"Mean": "the mean of ", "Sum": "the sum of "}.get(top.op, "")
-    return reduction + kind
+    return reduction + kind + scaled
 
 
 @check("loss_function", needs_task=True, structural=True)

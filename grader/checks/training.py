@@ -65,6 +65,41 @@ def _swapped_hint(
     return ""
 
 
+def _flipped(y: np.ndarray) -> np.ndarray:
+    """Labels with the two classes the other way round (one-hot columns reversed, or 1 - y)."""
+    if y.ndim == 2 and y.shape[1] == 2:
+        return y[:, ::-1].copy()
+    return 1.0 - y
+
+
+def _classes_reversed(
+    net: StudentNetwork, loss: str, y: str, feeds, values, max_ratio: float
+) -> bool:
+    """Did the network learn the two classes the other way round (labels built with C1 in
+    column 0)? Then its loss on the grader's labels, classes flipped, fell as training should."""
+    ys = feeds.get(y)
+    if ys is None or not np.all((ys == 0) | (ys == 1)):
+        return False
+    flipped = dict(feeds, **{y: _flipped(ys)})
+    try:
+        before = float(net.run(loss, flipped, values=values).reshape(-1)[0])
+        after = float(net.run(loss, flipped).reshape(-1)[0])
+    except (GraphError, ValueError):
+        return False
+    return bool(before > 0 and after / before <= max_ratio)
+
+
+def _record_hint(ev: Evidence, start: float) -> str:
+    """What the student's own loss record suggests (feedback only, never scored)."""
+    rec = training_record(ev)
+    if rec is not None and np.isfinite(start) and rec.peak > 10 * max(start, 1e-12):
+        return (
+            f" Your own `{rec.name}` rose to {rec.peak:.4g} on the way: the learning rate (LR) "
+            f"is probably too high."
+        )
+    return ""
+
+
 def _before_training(net: StudentNetwork, loss: str, record: str) -> Verdict | None:
     """The verdict when no training can be seen at all: no trained values, or NaN in them."""
     variables = [v.name for v in net.graph.variables()]
@@ -151,7 +186,18 @@ def check_loss_decrease(
         return Verdict(
             1.0, f"the loss fell: {figures}{also}{record}", expected=expected, got=f"{f.ratio:.3g}"
         )
-    hint = _swapped_hint(net, loss, x, y, feeds, at_initialization(ev, net), f.ratio, max_ratio)
+    initial = at_initialization(ev, net)
+    if _classes_reversed(net, loss, y, feeds, initial, max_ratio):
+        return Verdict(
+            1.0,
+            f"the loss fell, for the two classes the other way round: {figures} on the grader's "
+            f"labels, and it falls as training should with the classes flipped (your labels "
+            f"have C1 in column 0: see the labels and the decision boundary){record}",
+            expected=expected,
+            got=f"{f.ratio:.3g}",
+        )
+    hint = _swapped_hint(net, loss, x, y, feeds, initial, f.ratio, max_ratio)
+    hint = hint or _record_hint(ev, f.start)
     if f.grew and not hint:
         return Verdict(
             0.0,
@@ -163,7 +209,16 @@ def check_loss_decrease(
     if not hint and f.unchanged:
         step = net.line("optm")
         at = f" (defined at {step})" if step else ""
-        hint = f" The weights did not learn: did the training loop run `optm`{at}?"
+        hint = (
+            f" Your network was never trained, or learned nothing: its loss is what its "
+            f"initialization gives. Did the training loop run `optm`{at}, on labels that "
+            f"match the inputs?"
+        )
+    elif not hint and f.fell:
+        hint = (
+            " The loss fell, but not enough: if your network as built cannot fit the data, the "
+            "wiring check says why; otherwise train longer or with a larger learning rate (LR)."
+        )
     return Verdict(
         0.0,
         f"the loss did not fall enough: {figures}; expected at most {max_ratio:g} x "
@@ -212,8 +267,20 @@ def check_decision_boundary(
         f"your network agrees with the true boundary {gen.formula} on {on_grid:.1%} of a "
         f"{grid}x{grid} grid over {domain} and on {on_held:.1%} of {heldout} held-out points"
     )
+    reversed_ = max(on_grid, on_held) <= 1 - minimum
+    hint = (
+        "; it predicts the two classes the other way round: C1 must be column 1 of the one-hot "
+        "labels (as OneHotEncoder orders 0 and 1), or label 1"
+        if reversed_
+        else ""
+    )
     verdict = _against(
-        text, min(on_grid, on_held), minimum, least=True, fmt=".1%", hint=_built_at(net, pred)
+        text,
+        min(on_grid, on_held),
+        minimum,
+        least=True,
+        fmt=".1%",
+        hint=hint + _built_at(net, pred),
     )
     if verdict.passed:
         start = network_boundary(ev, net, grid, heldout, pred, x, at_initialization(ev, net))

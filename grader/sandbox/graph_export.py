@@ -39,9 +39,12 @@ def export(names, tensors, ns, facts, arrays, tfc, np, wheres) -> None:
             out[GraphFacts.ERRORS] = out.get(GraphFacts.ERRORS, {}) | {
                 name: f"is a {what}, not a TensorFlow tensor"
             }
-    if not found:
+    # The graph of `pred`; when the code stopped before building it, the graph of the
+    # placeholders and variables it did build (their shapes are still checked).
+    anchors = [t for _, t in found] + [v for v in names.values() if hasattr(v, "graph")]
+    if not anchors:
         return
-    graph = found[0][1].graph
+    graph = anchors[0].graph
     for name, tensor in found:
         if tensor.graph is graph:
             out[GraphFacts.NAMES][name] = tensor.name

@@ -41,6 +41,7 @@ class StudentNetwork:
     untrained: list[str] = field(default_factory=list)  # variable nodes without a trained value
     pred_name: str = "pred"  # the spec's first tensor: the network's output
     where: dict[str, str] = field(default_factory=dict)  # `optm` -> its line (not in the graph)
+    errors: dict[str, str] = field(default_factory=dict)  # `pred` -> why it was not exported
     _initial: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
@@ -175,7 +176,9 @@ def _load(ev: Evidence) -> StudentNetwork:
     untrained = [v.name for v in graph.variables() if v.name not in graph.values]
     wanted = ev.assignment.collect.graph
     where = {k: str(v)[:80] for k, v in strings(GraphFacts.WHERE).items()}
-    return StudentNetwork(graph, tensors, untrained, wanted[0] if wanted else "pred", where)
+    why_not = {k: str(v)[:200] for k, v in errors.items() if isinstance(v, str)}
+    pred = wanted[0] if wanted else "pred"
+    return StudentNetwork(graph, tensors, untrained, pred, where, why_not)
 
 
 def _larger_than_allowed(ev: Evidence, graph: Graph, tensors: dict[str, Tensor]) -> str | None:
@@ -327,6 +330,11 @@ class TrainingLoss:
         return bool(0.9 * lo <= self.final <= 1.1 * hi)
 
     @property
+    def fell(self) -> bool:
+        """Below every draw of the initialization."""
+        return bool(self.final < min(self.starts or (self.start,)))
+
+    @property
     def ratio(self) -> float:
         return self.final / self.start if self.start > 0 else float("inf")
 
@@ -383,7 +391,7 @@ def training_loss(
     return figures, feeds
 
 
-INIT_DRAWS = 3  # draws of the student's initialization: how much the loss varies between them
+INIT_DRAWS = 10  # draws of the student's initialization: how much the loss varies between them
 LOSS_BATCHES = (37, 150)  # two batch sizes: a sum, or a mean over a fixed count, shows
 
 
