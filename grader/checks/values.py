@@ -154,8 +154,8 @@ def check_drawn_values(
     if drawn.reference_missing:
         return Verdict(
             0.0,
-            "the reference solution is not here to compute the expected values (a self-check "
-            "on a student's copy of the course): this check is graded when you submit",
+            "the reference solution is not here to compute the expected values (a student's "
+            "copy of the course, a Gradescope bundle): not graded here",
             skipped=True,
         )
     if drawn.reference_problem:
