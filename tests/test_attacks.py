@@ -439,9 +439,11 @@ os._exit(0)
 
 
 def _busy_course(base: Path) -> Path:
-    """A copy of the course with a recursion spec whose CPU limit is 6 s."""
+    """A copy of the course with a recursion spec whose CPU limit is 6 s (and the reference,
+    which gives the expected values of the drawn calls)."""
     course = base / "course"
     shutil.copytree(ROOT / "assignments", course / "assignments")
+    shutil.copytree(ROOT / "reference", course / "reference")
     spec = course / "assignments" / "recursion" / "assignment.toml"
     spec.write_text(spec.read_text().replace("timeout_s = 30", "timeout_s = 6"))
     course.chmod(0o755)
