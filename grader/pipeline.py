@@ -22,6 +22,8 @@ import numpy as np
 
 from grader import registry
 from grader.checks import Evidence, Missing, Verdict
+from grader.checks.base import DrawnRun
+from grader.course import draws
 from grader.course.data import Splits, splits_for
 from grader.course.spec import Assignment, CheckSpec
 from grader.errors import SubmissionError
@@ -30,7 +32,7 @@ from grader.results import CheckResult, Status, SubmissionResult
 from grader.run import submission as _submission
 from grader.run.names import label, name_problem
 from grader.run.runner import Job, Runner, RunOutcome
-from grader.wire import Collect, call_key
+from grader.wire import Collect, FunctionCall, call_key
 
 FATAL = {
     "blanks": "not run: the file still has unfilled blanks",
@@ -142,7 +144,10 @@ def grade_file(
         return done("syntax", _all_failed(checks, FATAL["syntax"]), [syntax[0].message], notes)
     # 2. run in the sandbox: the only stage that runs student code.
     splits = data_for(assignment)
-    job = _job(assignment, path, parts, splits, _collected(assignment, checks))
+    # Fresh arguments for this run, from a secret seed: they reach the child only when it asks,
+    # after the student's code ran (never in job.json); the reference gives the expected values.
+    drawn = draws.draw(_drawn_specs(assignment, checks), draws.fresh_rng())
+    job = _job(assignment, path, parts, splits, _collected(assignment, checks), drawn)
     outcome = runner.run(job)
     if outcome.status in FATAL:
         status: Status = "error" if outcome.status == "sandbox_error" else "failed"
@@ -159,6 +164,8 @@ def grade_file(
     # 3. checks on the validated artifacts; 4. figures for the pages (never a score).
     arrays = _capped_records(assignment, outcome.arrays, notes)
     evidence = Evidence(assignment, arrays, outcome.facts, job.inputs, splits)
+    if drawn:
+        evidence.drawn = _drawn_run(assignment, drawn, outcome, runner, splits)
     t0 = time.perf_counter()
     results = [_run_check(c, evidence) for c in checks]
     timing = {"checks_s": time.perf_counter() - t0}
@@ -241,6 +248,51 @@ def _collected(assignment: Assignment, checks: list[CheckSpec]) -> Collect:
     )
 
 
+def _drawn_specs(assignment: Assignment, checks: list[CheckSpec]) -> tuple[draws.CallDraw, ...]:
+    """The `[[drawn_calls]]` these checks use (a self-check draws none for a hidden check)."""
+    wanted = set(_strings([c.params for c in checks]))
+    return tuple(d for d in assignment.drawn_calls if d.id in wanted)
+
+
+def _drawn_run(
+    assignment: Assignment,
+    drawn: tuple[FunctionCall, ...],
+    outcome: RunOutcome,
+    runner: Runner,
+    splits: Splits | None,
+) -> DrawnRun:
+    """What the trusted side knows of the drawn calls: whether the runner handed them over, and
+    the expected values. Those come from the reference solution, run in the same sandbox with
+    the same drawn arguments (and nothing else collected): the course's single source of truth,
+    so any assignment gets drawn calls without an oracle written twice, and nothing the
+    student's run reported is ever an expected value. Only run when the student's process
+    asked for the calls (otherwise nothing it reported about them counts anyway)."""
+    calls = {c.id: c for c in drawn}
+    if not outcome.drawn_sent:
+        return DrawnRun(calls)
+    ref = assignment.reference
+    if not ref.exists():
+        return DrawnRun(calls, True, reference_missing=True)
+    try:
+        if assignment.files:
+            parts = _submission.load_parts(ref, list(assignment.files))
+        else:
+            parts = [(ref.name, _submission.load(ref))]
+    except SubmissionError as exc:
+        return DrawnRun(calls, True, reference_problem=f"it could not be read: {exc}")
+    got = runner.run(_job(assignment, ref, parts, splits, Collect(), drawn))
+    errors = got.facts.get("call_errors", {})
+    if got.status != "completed" or not got.drawn_sent or errors:
+        why = got.message or "; ".join(f"{k}: {v}" for k, v in errors.items()) or got.status
+        return DrawnRun(calls, True, reference_problem=f"{got.status}: {why}")
+    expected = {
+        c: np.asarray(got.arrays[call_key(c)], dtype=np.float64)
+        for c in calls
+        if call_key(c) in got.arrays
+    }
+    return DrawnRun(calls, True, expected)
+
+
 def _strings(value: object) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -258,6 +310,7 @@ def _job(
     parts: list[tuple[str, _submission.Source]],
     splits: Splits | None,
     collect: Collect,
+    drawn: tuple[FunctionCall, ...] = (),
 ) -> Job:
     """The sandbox job of a submission that loaded: its code, the grader's public inputs."""
     source = parts[0][1]
@@ -279,6 +332,7 @@ def _job(
         run_as_main=not (assignment.task and assignment.task.data and splits is None),
         limits=assignment.limits,
         datasets=served(assignment, splits),
+        drawn=drawn,
     )
 
 

@@ -48,6 +48,11 @@ JOB_IN = "/job/in"  # the job's inputs inside the walls (read-only)
 JOB_WORK = "/job/work"  # its working folder (a private, size-capped tmpfs)
 READY = b"GRADER-READY\n"  # written by the child just before the student's code runs
 RESULTS_MAGIC = b"GRADER-RESULTS-1\n"  # then two frames: 8-byte length + manifest, + arrays
+# Written by the child right after READY once the student's code has run, when the job has
+# drawn calls (`Isolation.calls_fd`): the runner answers on that pipe with the calls (a JSON
+# list of `FunctionCall` mappings, never in job.json), then closes it.
+ASK_CALLS = b"GRADER-CALLS?\n"
+MAX_CALLS_BYTES = 1 << 20  # what the child reads of the answer
 # What the child may report of its own timing (the runner measures the rest itself).
 CHILD_TIMINGS = ("import_s", "legacy_import_s", "student_s", "collect_s", "child_total_s")
 
@@ -302,6 +307,7 @@ class Isolation:
     nproc: int = 512
     file_size_mb: int = 512
     result_fd: int = -1  # where the child writes its results (a pipe the parent reads)
+    calls_fd: int = -1  # where the child reads the drawn calls after asking (ASK_CALLS); -1: none
 
 
 @dataclass(frozen=True)

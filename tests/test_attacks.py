@@ -439,9 +439,11 @@ os._exit(0)
 
 
 def _busy_course(base: Path) -> Path:
-    """A copy of the course with a recursion spec whose CPU limit is 6 s."""
+    """A copy of the course with a recursion spec whose CPU limit is 6 s (and the reference,
+    which gives the expected values of the drawn calls)."""
     course = base / "course"
     shutil.copytree(ROOT / "assignments", course / "assignments")
+    shutil.copytree(ROOT / "reference", course / "reference")
     spec = course / "assignments" / "recursion" / "assignment.toml"
     spec.write_text(spec.read_text().replace("timeout_s = 30", "timeout_s = 6"))
     course.chmod(0o755)
@@ -678,3 +680,102 @@ os._exit(0)
         result = klass.result(student, "perceptron")
         assert result["score"] == 0, (student, result["tests"])
         assert "your network could not be read" in result["tests"][0]["output"], student
+
+
+# --- facts the child reports about itself -----------------------------------------------------------
+
+# What the spec makes public: the lecture's values, and the ids of the drawn calls (not their
+# arguments). A forger without a solution can claim the first and can only guess the second.
+PUBLIC = {
+    "fac_5": 120,
+    "fac_10": 3628800,
+    "fib_10": 55,
+    "fib_20": 6765,
+    "mfib_30": 832040,
+    "mfib_50": 12586269025,
+}
+DRAWN_IDS = ["fac_a", "fac_b", "fib_a", "fib_b", "mfib_small", "mfib_big_a", "mfib_big_b"]
+POINTED = ("factorial", "naive Fibonacci", "memoized Fibonacci", "memoization")
+
+
+def _checks(klass: Class, student: str) -> dict[str, dict]:
+    return {t["name"]: t for t in klass.result(student)["tests"]}
+
+
+def test_a_forged_results_pipe_scores_nothing(klass):
+    """No solution: the manifest the old spec scored on (the lecture's values, linear call
+    counts of mfib, a value for every drawn id), written to the results pipe before the grader
+    collects anything, then os._exit(0). It is read, and believed for nothing."""
+    klass.student(
+        "forger",
+        f"""
+import io, json, os
+import numpy as np
+fd = json.load(open("/job/in/job.json"))["isolation"]["result_fd"]
+values = {PUBLIC!r}
+values.update({{k: 832040.0 for k in {DRAWN_IDS!r}}})
+arrays = {{"call:" + k: np.asarray(float(v)) for k, v in values.items()}}
+buf = io.BytesIO()
+np.savez(buf, **arrays)
+counts = [{{"n": n, "calls": 2 * n - 3, "capped": False}} for n in (10, 20, 40)]
+manifest = json.dumps({{
+    "version": 1, "status": "completed", "notes": [], "timing": {{}}, "missing": {{}},
+    "placeholders": {{}}, "fetch_errors": {{}}, "call_errors": {{}}, "declared_shapes": {{}},
+    "call_counts": {{"mfib": counts}},
+    "arrays": {{k: {{"shape": [], "dtype": "float64"}} for k in arrays}},
+}}).encode()
+os.write(fd, b"GRADER-RESULTS-1\\n" + len(manifest).to_bytes(8, "big") + manifest)
+os.write(fd, len(buf.getvalue()).to_bytes(8, "big") + buf.getvalue())
+os._exit(0)
+""",
+    )
+    klass.grade()
+    graded_fine(klass)
+    result = klass.result("forger")
+    assert result["extra_data"]["run_status"] == "completed"  # read: only believed for nothing
+    checks = _checks(klass, "forger")
+    assert checks["the lecture's numbers"]["status"] == "passed"  # forged, and worth 0
+    assert checks["calls of mfib"]["status"] == "passed"  # forged, and worth 0
+    for name in POINTED:
+        assert checks[name]["score"] == 0 and "never asked" in checks[name]["output"], name
+    assert result["score"] == 0
+
+
+def test_a_replaced_collector_scores_nothing(klass):
+    """No solution: the collector's call and count are replaced, so the grader's own
+    collection reports the lecture's values and linear call counts, and for the drawn calls,
+    whose arguments it is handed, a number it cannot compute without solving (here the
+    largest public one)."""
+    klass.student(
+        "replacer",
+        f"""
+import numpy as np
+from grader.sandbox import collect as C
+
+PUBLIC = {PUBLIC!r}
+
+def call(self, call):
+    self.arrays["call:" + call.id] = np.asarray(float(PUBLIC.get(call.id, 12586269025)))
+
+def count_calls(self, counted):
+    runs = [{{"n": n, "calls": 2 * n - 3, "capped": False}} for n in counted.n]
+    self.facts["call_counts"][counted.function] = runs
+
+C._Collector.call = call
+C._Collector.count_calls = count_calls
+
+def fac(n):
+    return 0
+
+fib = mfib = fac
+""",
+    )
+    klass.grade()
+    graded_fine(klass)
+    result = klass.result("replacer")
+    checks = _checks(klass, "replacer")
+    assert checks["the lecture's numbers"]["status"] == "passed"  # forged, and worth 0
+    assert checks["calls of mfib"]["status"] == "passed"  # forged, and worth 0
+    for name in POINTED:
+        assert checks[name]["score"] == 0, (name, checks[name]["output"])
+    assert result["score"] == 0

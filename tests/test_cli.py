@@ -155,7 +155,9 @@ def test_grade_a_class(tmp_path):
     assert float(rows["eve"]["recursion:total"]) == 10
     assert rows["dee"]["recursion:status"] == "blanks"
     assert float(rows["ada"]["recursion:total"]) == 10
-    assert float(rows["bob"]["recursion:total"]) == 5
+    assert (
+        float(rows["bob"]["recursion:total"]) == 6
+    )  # right values, but mfib(n) never finishes for large n
     assert float(rows["bob"]["recursion:memoization"]) == 0
     assert float(rows["cy"]["recursion:total"]) == 0
     assert rows["cy"]["intro_numpy:status"] == "crash"
@@ -257,7 +259,7 @@ def test_grade_writes_scores_into_an_nbgrader_gradebook(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "SAWarning" not in out.stderr
     with Gradebook(db) as gb:
-        assert gb.find_submission("recursion", "ana").score == 5
+        assert gb.find_submission("recursion", "ana").score == 6
 
 
 def test_nbgrader_export_writes_source_notebooks(tmp_path):

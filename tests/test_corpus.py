@@ -246,8 +246,8 @@ EXPECTED = {
     "broken/recursion_memo_never_read.py": (
         "recursion",
         "completed",
-        5,
-        {"memoization": r"`mfib\(40\)` made more than 410 calls \(stopped there\)"},
+        6,
+        {"memoization": r"`mfib\(\d+\)` failed: no result within 2 s of CPU time"},
     ),
     "broken/recursion_infinite_loop.py": (
         "recursion",
@@ -258,10 +258,10 @@ EXPECTED = {
     "broken/intro_sys_exit.py": (
         "intro_numpy",
         "exit",
-        4,
+        3,
         {
             "problem": r"your code called sys\.exit\(0\); the rest of it did not run",
-            "forward pass": r"`X_hidden` was not produced by your code: not defined",
+            "forward pass": r"`forward\(<\d+x\d+ array>, <\d+ values>\)` failed: NameError",
         },
     ),
     "broken/intro_runaway_memory.py": (
@@ -273,10 +273,10 @@ EXPECTED = {
     "broken/intro_wrong_update.py": (
         "intro_numpy",
         "completed",
-        4.75,
+        4,
         {
-            "simple classifier": r"refine\(0\.25, 3\.0, 1\.1, 0\.5\) is 0\.3667; expected 0\.3083",
-            "weight update": r"update_weights\(W_input_hidden",
+            "simple classifier": r"`refine\(-?[\d.]+, -?[\d.]+, -?[\d.]+, [\d.]+\)` is .*; expected",
+            "weight update": r"`update_weights\(<\d+x\d+ array>, [\d.]+, <\d+ values>",
         },
     ),
     "broken/intro_os_exit.py": (

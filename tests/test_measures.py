@@ -19,10 +19,12 @@ import pytest
 from grader import registry
 from grader.checks import Missing, measures
 from grader.checks.autoencoder import codes_and_images
+from grader.checks.base import DrawnRun
 from grader.checks.measures import student
 from grader.checks.training import learned_values
 from grader.course.data import Dataset, Splits
 from grader.report import figures
+from grader.wire import FunctionCall
 from tests import graphs
 from tests.conftest import ROOT
 from tests.test_checks import (
@@ -839,6 +841,56 @@ class TestCallCount:
             assert v.message == (
                 "`mfib(10)` made 32 calls; expected at most 31 (linear in n), as memoization gives"
             )
+
+
+class TestDrawnValues:
+    check = "drawn_values"
+    FAC = FunctionCall("fac_a", "fac", (17,))
+    FWD = FunctionCall("f_a", "forward", ([[1.0, 2.0]], [0.5, 0.25]))
+
+    def ev(self, course, got, *, sent=True, expected=None, **extra):
+        ev = evidence(course, "recursion", {"call:fac_a": np.asarray(got)}, **extra)
+        expected = {"fac_a": np.asarray(355687428096000.0)} if expected is None else expected
+        ev.drawn = DrawnRun({"fac_a": self.FAC, "f_a": self.FWD}, sent, expected)
+        return ev
+
+    def test_measure_the_smallest_atol_at_the_given_rtol(self, course):
+        ev = self.ev(course, 355687428096000.0 * (1 + 2e-9))
+        (found,) = measures.drawn_values(ev, ["fac_a"], rtol=1e-9)
+        assert found.deviation == pytest.approx(355687428096000.0 * 1e-9, rel=1e-3)
+        ev.facts["call_errors"] = {"fac_a": "RecursionError: too deep"}
+        (found,) = measures.drawn_values(ev, ["fac_a"])
+        assert found.error == "RecursionError: too deep" and found.got is None
+
+    @pytest.mark.parametrize("rtol, passed", [(3e-15, True), (2e-15, False)])
+    def test_judge_either_side_of_rtol(self, course, rtol, passed):
+        ev = self.ev(course, 355687428096001.0)  # off by one in 3.6e14: 2.8e-15 relative
+        v = run("drawn_values", ev, calls=["fac_a"], rtol=rtol, atol=0.0)
+        if passed:
+            assert v.message == "right on the numbers drawn for this run: `fac(17)`"
+        else:
+            assert v.message == (
+                "`fac(17)` is 355687428096001; expected 355687428096000 (within 0 + 2e-15 x "
+                "|expected|)"
+            )
+
+    def test_judge_nothing_counts_unless_the_runner_handed_the_calls_over(self, course):
+        ev = self.ev(course, 355687428096000.0, sent=False)
+        v = run("drawn_values", ev, calls=["fac_a"])
+        assert v.score == 0 and "never asked for the grader's calls" in v.message
+
+    def test_judge_without_a_reference_is_skipped_not_passed(self, course):
+        ev = self.ev(course, 355687428096000.0)
+        ev.drawn = DrawnRun(ev.drawn.calls, True, reference_missing=True)
+        v = run("drawn_values", ev, calls=["fac_a"])
+        assert v.skipped and v.score == 0
+
+    def test_judge_a_slow_call_gets_the_hint_once(self, course):
+        ev = self.ev(
+            course, 0.0, facts={"call_errors": {"fac_a": "no result within 2 s of CPU time"}}
+        )
+        v = run("drawn_values", ev, calls=["fac_a"], slow_hint="Memoize.")
+        assert v.message == "`fac(17)` failed: no result within 2 s of CPU time\nMemoize."
 
 
 # --- the feedback figures are the measures' -------------------------------------------------------

@@ -5,6 +5,7 @@ are not blank."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 import subprocess
 
@@ -94,16 +95,18 @@ def test_student_page_renders_with_its_plots(out, tmp_path, student):
 
 
 def test_hidden_check_shows_no_message(course, runner, tmp_path):
-    subs = [
-        Submission(
-            "eve", course.assignment("intro_numpy"), CORPUS / "broken" / "intro_wrong_update.py"
-        )
-    ]
+    spec = course.assignment("intro_numpy")
+    hidden = tuple(
+        dataclasses.replace(c, visibility="after_due_date") if c.name == "weight update" else c
+        for c in spec.checks
+    )
+    spec = dataclasses.replace(spec, checks=hidden)
+    subs = [Submission("eve", spec, CORPUS / "broken" / "intro_wrong_update.py")]
     result = grade_many(subs, runner, jobs=1)[0]
     write_class_outputs([result], tmp_path)
     page = (tmp_path / "eve" / "intro_numpy" / "feedback.html").read_text()
     assert "(hidden check: after due date)" in page
-    assert "refine(2.0, 4.0, 3.0, 0.1)" not in page  # the hidden check's message
+    assert "update_weights(&lt;" not in page and "update_weights(<" not in page  # hidden
     assert "refine(0.25, 3.0, 1.1, 0.5) is 0.3667" in page  # a visible one's
 
 

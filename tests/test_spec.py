@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grader.course.discovery import find_course
@@ -278,3 +279,68 @@ def test_default_name_lists_scalar_parameters(tmp_path):
         "shapes",
         "call_count(function=mfib)",
     ]
+
+
+# --- drawn calls ---------------------------------------------------------------------------------
+
+DRAWN = """
+[[drawn_calls]]
+id = "fwd"
+function = "forward"
+dims = { k = [2, 4], j = [3, 3] }
+args = [{ uniform = [-1.0, 1.0], shape = ["k", "j"] }, { uniform = [0.0, 1.0], shape = ["j"] }, 7]
+setup = "memo = np.zeros({2})"
+
+[[drawn_calls]]
+id = "fac"
+function = "fac"
+args = [{ int = [3, 20] }]
+"""
+
+
+def test_drawn_calls_load_and_draw(tmp_path):
+    from grader.course import draws
+
+    spec = load_assignment(write_spec(tmp_path, VALID + DRAWN))
+    assert [d.id for d in spec.drawn_calls] == ["fwd", "fac"]
+    rng = np.random.default_rng(0)
+    first = draws.draw(spec.drawn_calls, rng)
+    fwd, fac = first
+    w, i, seven = fwd.args
+    assert len(w) in (2, 3, 4) and len(w[0]) == 3 and len(i) == 3 and seven == 7
+    assert all(-1 <= v <= 1 for row in w for v in row) and all(0 <= v <= 1 for v in i)
+    assert fwd.setup == "memo = np.zeros(7)"
+    assert isinstance(fac.args[0], int) and 3 <= fac.args[0] <= 20
+    # Drawn afresh: two secret generators do not give the same arguments.
+    a, b = (draws.draw(spec.drawn_calls, draws.fresh_rng())[0].args[0] for _ in range(2))
+    assert a != b
+
+
+@pytest.mark.parametrize(
+    "entry, fragments",
+    [
+        ('id = "a"\nfunction = "f"', ["[[drawn_calls]] #1: 'args' is required"]),
+        ('id = "a"\nfunction = "f"\nargs = [{ int = [5, 1] }]', ["args[0]: int = [lo, hi]"]),
+        (
+            'id = "a"\nfunction = "f"\nargs = [{ uniform = [0, 1], shape = ["n"] }]',
+            ["args[0]: shape entries are positive sizes or names of dims"],
+        ),
+        (
+            'id = "a"\nfunction = "f"\nargs = [{ normal = [0, 1] }]',
+            ["args[0]: a literal, { int = [lo, hi] }"],
+        ),
+        ('id = "a"\nfunction = "f"\nargs = []\nretries = 2', ["unknown ['retries']"]),
+        (
+            'id = "a"\nfunction = "f"\nargs = [{ uniform = [0, 1], shape = [1000, 1000] }]',
+            ["arrays of at most"],
+        ),
+    ],
+)
+def test_malformed_drawn_calls(tmp_path, entry, fragments):
+    spec_error(tmp_path, VALID + "\n[[drawn_calls]]\n" + entry + "\n", *fragments)
+
+
+def test_a_drawn_values_check_names_known_calls(tmp_path):
+    text = VALID + DRAWN + '\n[[checks]]\ncheck = "drawn_values"\npoints = 1\n'
+    text += 'params = { calls = ["fac", "fib"] }\n'
+    spec_error(tmp_path, text, "no [[drawn_calls]] with id ['fib']")

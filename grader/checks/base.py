@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.course.data import FAMILIES
-from grader.wire import CALL, FETCH
+from grader.wire import CALL, FETCH, FunctionCall
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,21 @@ class Verdict:
         return self.score >= 1.0
 
 
+@dataclass(frozen=True)
+class DrawnRun:
+    """The calls drawn for one run (`[[drawn_calls]]`), as the trusted side alone knows them.
+
+    `sent` is the runner's own account that the child asked for them after the student's code
+    ran and was handed them; `expected` are the reference solution's values on the same
+    arguments (its own sandboxed run), never anything the student's run reported."""
+
+    calls: dict[str, FunctionCall]
+    sent: bool = False
+    expected: dict[str, np.ndarray] = field(default_factory=dict)
+    reference_missing: bool = False  # no reference here (a self-check, a Gradescope bundle)
+    reference_problem: str | None = None  # the reference's run failed: the grader's problem
+
+
 class Missing(Exception):
     """An artifact a check needs was not produced (the student's variable is not defined, ...)."""
 
@@ -46,6 +61,7 @@ class Evidence:
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     data: Any = None  # the data set's Splits for an image assignment (held-out set: here only)
     cache: dict[str, Any] = field(default_factory=dict)  # what one check derived, for the next
+    drawn: DrawnRun | None = None  # the calls drawn for this run, with their expected values
 
     @property
     def task(self):

@@ -12,8 +12,9 @@ from grader.checks.base import (
     _fmt_num,
     show,
 )
-from grader.checks.measures import call_counts, computed_value, record_lengths
+from grader.checks.measures import call_counts, computed_value, drawn_values, record_lengths
 from grader.registry import check
+from grader.wire import FunctionCall
 
 # --- records -----------------------------------------------------------------------------------
 
@@ -113,3 +114,100 @@ def check_call_count(ev: Evidence, *, function: str, per_n: float = 3.0) -> Verd
     if problems:
         return Verdict(0.0, "\n".join(problems), expected=f"<= {per_n:g}n + 2 calls", got=counts)
     return Verdict(1.0, f"calls grow linearly with n ({counts})")
+
+
+# --- drawn_values ------------------------------------------------------------------------------
+
+
+@check("drawn_values")
+def check_drawn_values(
+    ev: Evidence,
+    *,
+    calls: list[str],
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    slow_hint: str = "",
+) -> Verdict:
+    """The student's functions, called on arguments drawn afresh for this run (`[[drawn_calls]]`
+    of the spec, handed to the sandbox only after the student's code ran), agree with the
+    reference solution called on the same arguments: |got - expected| <= atol + rtol |expected|.
+
+    Nothing the child reports scores unless the runner itself handed it the calls: a process
+    that wrote its results without asking gets 0, whatever numbers it wrote.
+
+    Args:
+        calls: ids of `[[drawn_calls]]` entries.
+        rtol: relative tolerance (large exact integers come back as floats). Defaults to `1e-6`.
+        atol: absolute tolerance. Defaults to `1e-6`.
+        slow_hint: said when a call gave no result within the per-call CPU budget.
+    """
+    drawn = ev.drawn
+    if drawn is None or any(c not in drawn.calls for c in calls):
+        return Verdict(0.0, "the grader drew no arguments for these calls")
+    if not drawn.sent:
+        return Verdict(
+            0.0,
+            "your code's process never asked for the grader's calls: it ended, or wrote on the "
+            "results pipe, before the grader could call your functions (nothing it reported "
+            "about them counts)",
+        )
+    if drawn.reference_missing:
+        return Verdict(
+            0.0,
+            "the reference solution is not here to compute the expected values (a student's "
+            "copy of the course, a Gradescope bundle): not graded here",
+            skipped=True,
+        )
+    if drawn.reference_problem:
+        raise RuntimeError(f"the reference solution's run failed: {drawn.reference_problem}")
+    missing = [c for c in calls if c not in drawn.expected]
+    if missing:
+        raise RuntimeError(f"the reference solution gave no value for {sorted(missing)}")
+    problems, slow = [], False
+    for found in drawn_values(ev, calls, rtol):
+        label = _call_label(found.call)
+        if found.error:
+            slow = slow or "CPU time" in found.error
+            problems.append(f"{label} failed: {found.error}")
+        elif found.got is None:
+            problems.append(f"{label} gave no value")
+        elif found.got.size != found.expected.size:
+            problems.append(
+                f"{label} gave {found.got.size} value(s) {_fmt_num(found.got)}; expected "
+                f"{found.expected.size}: {_fmt_num(found.expected)}"
+            )
+        elif not found.deviation <= atol:
+            problems.append(
+                f"{label} is {_fmt_drawn(found.got)}; expected {_fmt_drawn(found.expected)}"
+                f" (within {atol:g} + {rtol:g} x |expected|)"
+            )
+    if problems:
+        hint = [slow_hint] if slow and slow_hint else []
+        return Verdict((len(calls) - len(problems)) / len(calls), "\n".join([*problems, *hint]))
+    shown = ", ".join(_call_label(drawn.calls[c]) for c in calls)
+    return Verdict(1.0, f"right on the numbers drawn for this run: {shown}")
+
+
+def _call_label(call: FunctionCall) -> str:
+    """`fac(17)`, `forward(<4x3 array>, <3 values>)`: a drawn call in the student's terms."""
+    shown = []
+    for arg in call.args:
+        if isinstance(arg, list):
+            shape = np.shape(arg)
+            shown.append(
+                f"<{'x'.join(map(str, shape))} array>" if len(shape) > 1 else f"<{shape[0]} values>"
+            )
+        elif isinstance(arg, float):
+            shown.append(f"{arg:.4g}")
+        else:
+            shown.append(repr(arg))
+    return f"`{call.function}({', '.join(shown)})`"
+
+
+def _fmt_drawn(x: np.ndarray) -> str:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 0 or arr.size == 1:
+        value = float(arr.ravel()[0])
+        whole = value.is_integer() and abs(value) < 1e16  # fac(17), fib(20): exact integers
+        return f"{int(value)}" if whole else f"{value:.12g}"
+    return _fmt_num(arr)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import registry
+from grader.course import draws
 from grader.course.tasks import Task
 from grader.errors import SpecError
 from grader.wire import Collect, ContractError, Limits, Stage
@@ -51,10 +52,18 @@ class Assignment:
     description: str = ""
     files: tuple[str, ...] = ()  # a multi-file submission: the files of its folder
     stages: tuple[Stage, ...] = ()  # the files that run, in order, and their prefixes
+    drawn_calls: tuple[draws.CallDraw, ...] = ()  # calls on arguments drawn afresh every run
 
     @property
     def points(self) -> float:
         return sum(c.points for c in self.checks)
+
+    @property
+    def reference(self) -> Path:
+        """Where the course keeps the reference solution (`reference/<name>.py`, or a folder);
+        absent from a Gradescope bundle and from a student's copy of the course."""
+        folder = self.path.parent.parent.parent / "reference"
+        return folder / self.name if (folder / self.name).is_dir() else folder / f"{self.name}.py"
 
 
 def load_assignment(path: Path) -> Assignment:
@@ -79,6 +88,7 @@ def load_assignment(path: Path) -> Assignment:
         "task",
         "checks",
         "untrained_max",
+        "drawn_calls",
     }
     for key in ("limits", "run", "collect", "task"):
         if key in data and not isinstance(data[key], dict):
@@ -120,6 +130,14 @@ def load_assignment(path: Path) -> Assignment:
         raise SpecError(f"{where}: untrained_max must be a number in [0, 1]")
     if task is not None:
         _structure_at_most(checks, float(untrained_max), where)
+    drawn = draws.parse(data.get("drawn_calls", []), where)
+    ids = {d.id for d in drawn}
+    for c in checks:
+        if c.check == "drawn_values" and (unknown := set(c.params.get("calls", ())) - ids):
+            raise SpecError(
+                f"{where}: check {c.name!r}: no [[drawn_calls]] with id {sorted(unknown)}; "
+                f"known: {sorted(ids)}"
+            )
 
     return Assignment(
         name=path.parent.name,
@@ -136,6 +154,7 @@ def load_assignment(path: Path) -> Assignment:
         description=data.get("description", ""),
         files=files,
         stages=stages,
+        drawn_calls=drawn,
     )
 
 

@@ -7,7 +7,9 @@ replace it without any other module changing.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import math
 import os
 import secrets
@@ -19,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -30,6 +32,7 @@ from grader.errors import ArtifactError, GraderError
 from grader.run import procs, seccomp, walls
 from grader.run.artifacts import read as read_artifacts
 from grader.wire import (
+    ASK_CALLS,
     CHILD_TIMINGS,
     INPUTS_FILE,
     JOB_FILE,
@@ -37,6 +40,7 @@ from grader.wire import (
     JOB_WORK,
     READY,
     Collect,
+    FunctionCall,
     Isolation,
     JobSpec,
     Limits,
@@ -75,6 +79,9 @@ class Job:
     modules: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = ()
     run_as_main: bool = True  # False: load the file as a module (its __main__ part does not run)
+    # Calls on arguments the grader drew for this run: never in job.json nor in any input file;
+    # handed to the child through a pipe only when it asks, after the student's code has run.
+    drawn: tuple[FunctionCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,9 @@ class RunOutcome:
     stderr: str = ""
     timing: dict[str, float] = field(default_factory=dict)
     isolation: tuple[str, ...] = ()
+    # The runner's own account (not the child's): the drawn calls were handed over, at the
+    # child's ASK_CALLS right after READY. A check of drawn calls scores nothing without it.
+    drawn_sent: bool = False
 
 
 class Runner(Protocol):
@@ -210,9 +220,10 @@ class ColdRunner:
     def _execute(self, job: Job) -> RunOutcome:
         uid = self.uids.take() if self.privileged else None
         read_end, write_end = os.pipe()
-        inputs = _input_files(job, write_end)
+        calls_in, calls_out = os.pipe() if job.drawn else (None, None)
+        inputs = _input_files(job, write_end, -1 if calls_in is None else calls_in)
         rules = seccomp.filter_fd() if self.mode != "none" else None
-        extra = [fd for fd in (write_end, rules) if fd is not None]
+        extra = [fd for fd in (write_end, rules, calls_in) if fd is not None]
         started = time.perf_counter()
         try:
             command, cwd, scratch = self._command(job, inputs, uid, rules)
@@ -230,11 +241,14 @@ class ColdRunner:
             )
         except OSError as exc:
             os.close(read_end)
+            if calls_out is not None:
+                os.close(calls_out)
             return RunOutcome("sandbox_error", f"the sandbox could not start: {exc}")
         finally:
             for fd in [*extra, *(fd for fd, _ in inputs)]:
                 os.close(fd)
-        results = _Results(read_end)
+        answer = None if calls_out is None else _Answer(calls_out, job.drawn)
+        results = _Results(read_end, answer)
         out, err = _Tail(proc.stdout), _Tail(proc.stderr)
         ended = _Ended()
         try:
@@ -250,16 +264,21 @@ class ColdRunner:
             "peak_rss_mb": ended.peak,
             "job_cpu_s": ended.cpu_s,
         }
-        return _outcome(
+        stream = results.stream()
+        if answer is not None:
+            answer.close()
+        outcome = _outcome(
             ended.status,
             ended.message,
             proc.returncode or 0,
-            results.stream(),
+            stream,
             out.text(),
             err.text(),
             timing,
             self.isolation(job),
         )
+        sent = answer is not None and answer.sent
+        return dataclasses.replace(outcome, drawn_sent=sent) if sent else outcome
 
     def _command(self, job: Job, inputs, uid: int | None, rules: int | None = None):
         """(argv, cwd, scratch folder to remove) of the child, walled or not."""
@@ -295,7 +314,7 @@ class ColdRunner:
         return [*launch, "--"]
 
 
-def _input_files(job: Job, result_fd: int) -> list[tuple[int, str]]:
+def _input_files(job: Job, result_fd: int, calls_fd: int = -1) -> list[tuple[int, str]]:
     """(memfd, path inside) of every input: job.json, the student's files, the probe inputs and
     the public data splits. Copies: the job can change none of them for anyone else."""
     files = dict(job.modules) or {"submission.py": (job.code, job.where)}
@@ -312,6 +331,7 @@ def _input_files(job: Job, result_fd: int) -> list[tuple[int, str]]:
             nproc=job.limits.nproc,
             file_size_mb=job.limits.file_size_mb,
             result_fd=result_fd,
+            calls_fd=calls_fd,
         ),
         stages=job.stages,
         run_as_main=job.run_as_main,
@@ -341,25 +361,87 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+class _Answer:
+    """The drawn calls of a job, written once to the pipe the child reads them from, in a thread
+    of its own (a child that never reads cannot block the grader), and only when asked."""
+
+    def __init__(self, fd: int, calls: tuple[FunctionCall, ...]):
+        self.fd: int | None = fd
+        self.data = json.dumps([asdict(c) for c in calls]).encode("utf-8")
+        self.sent = False
+        self.lock = threading.Lock()
+
+    def give(self) -> None:
+        """Hand the calls over (at most once), then close the pipe."""
+        with self.lock:
+            fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        self.sent = True
+        threading.Thread(target=self._write, args=(fd,), daemon=True).start()
+
+    def _write(self, fd: int) -> None:
+        try:
+            with os.fdopen(fd, "wb") as pipe:
+                pipe.write(self.data)
+        except OSError:  # the child is gone, or closed its end
+            pass
+
+    def close(self) -> None:
+        """Never hand them over: the child reads end-of-file (or is gone)."""
+        with self.lock:
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
 class _Results:
     """Drain the results pipe in a thread into a private temporary file (the job cannot reach
-    it), at most MAX_RESULTS bytes: a job's results never sit in the grader's memory whole."""
+    it), at most MAX_RESULTS bytes: a job's results never sit in the grader's memory whole.
 
-    def __init__(self, fd: int):
+    With `answer` (a job with drawn calls), the stream must start with READY then ASK_CALLS:
+    then the calls are handed over and ASK_CALLS is dropped from what is kept; anything else
+    after READY (the student's code writing on the pipe, results without asking) closes the
+    calls' pipe unanswered."""
+
+    def __init__(self, fd: int, answer: _Answer | None = None):
         self.file = tempfile.TemporaryFile(prefix="grader-results-")
         self.size = 0
         self.overflow = False
+        self.answer = answer
+        self.head = b"" if answer is not None else None  # the start, until the ask is decided
         self.thread = threading.Thread(target=self._drain, args=(fd,), daemon=True)
         self.thread.start()
+
+    def _ask(self, chunk: bytes) -> bytes:
+        """`chunk` minus the ask, once the start of the stream decides it; b"" until then."""
+        assert self.head is not None and self.answer is not None
+        self.head += chunk
+        ask = READY + ASK_CALLS
+        if self.head == ask[: len(self.head)] and len(self.head) < len(ask):
+            return b""  # not decided yet
+        head, self.head = self.head, None
+        if head.startswith(ask):
+            self.answer.give()
+            return READY + head[len(ask) :]
+        self.answer.close()
+        return head
 
     def _drain(self, fd: int) -> None:
         with os.fdopen(fd, "rb", buffering=0) as stream:
             while chunk := stream.read(1 << 20):
+                if self.head is not None:
+                    chunk = self._ask(chunk)
                 if self.size + len(chunk) > MAX_RESULTS:
                     self.overflow = True
                     continue  # keep draining, so the writer never blocks; keep nothing more
                 self.file.write(chunk)
                 self.size += len(chunk)
+        if self.head:  # ended before the ask was decided: keep what came
+            self.file.write(self.head)
+            self.size += len(self.head)
+        if self.answer is not None:
+            self.answer.close()
 
     def stream(self):
         """The results, from their start; None when they were over the cap."""

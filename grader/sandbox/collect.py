@@ -8,10 +8,20 @@ trusted: the parent validates it, and scores on it only what it can verify.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import traceback
 
-from grader.wire import Collect, call_key, fetch_key, param_key
+from grader.wire import (
+    ASK_CALLS,
+    MAX_CALLS_BYTES,
+    Collect,
+    FunctionCall,
+    call_key,
+    fetch_key,
+    param_key,
+)
 
 
 class _CallBudgetExceeded(BaseException):
@@ -67,6 +77,24 @@ def collect(spec: Collect, ns, inputs, facts, arrays, tfc, np, call_timeout, whe
         c.call(call)
     for counted in spec.call_counts:
         c.count_calls(counted)
+
+
+def collect_drawn(fd, results, ns, facts, arrays, tfc, np, call_timeout) -> None:
+    """The calls the grader drew for this run, asked for now that the student's code has run:
+    ASK_CALLS on the results pipe, the answer read from pipe `fd` (until the grader closes it),
+    then each call made as `collect` makes the spec's own calls. Nothing here is trusted
+    either: the grader scores these calls only if it answered, and against its own values."""
+    results.write(ASK_CALLS)
+    results.flush()
+    data = b""
+    while len(data) <= MAX_CALLS_BYTES and (chunk := os.read(fd, 65536)):
+        data += chunk
+    os.close(fd)
+    calls = json.loads(data.decode("utf-8")) if data else []
+    c = _Collector(ns, {}, facts, arrays, tfc, np, call_timeout)
+    signal.signal(signal.SIGPROF, _alarm)
+    for entry in calls:
+        c.call(FunctionCall(entry["id"], entry["function"], tuple(entry["args"]), entry["setup"]))
 
 
 def _alarm(signum, frame):

@@ -53,14 +53,18 @@ from grader.checks.measures.network import (
 )
 from grader.checks.measures.values import (
     CallRun,
+    DrawnFound,
     RecordFound,
     ValueFound,
     call_counts,
     computed_value,
+    drawn_values,
     record_lengths,
 )
 
 __all__ = [
+    "DrawnFound",
+    "drawn_values",
     "HELDOUT_SEED",
     "INIT_SEED",
     "LOSS_DATA_SEED",

@@ -10,7 +10,7 @@ import numpy as np
 
 from grader.checks.base import Evidence, Missing
 from grader.checks.measures.network import max_difference
-from grader.wire import CALL
+from grader.wire import CALL, FunctionCall, call_key
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,37 @@ def call_counts(ev: Evidence, function: str) -> list[CallRun] | None:
     if not runs:
         return None
     return [CallRun(r["n"], r["calls"], r.get("error"), bool(r.get("capped"))) for r in runs]
+
+
+@dataclass(frozen=True)
+class DrawnFound:
+    """One call on arguments drawn for this run: the student's value beside the reference's."""
+
+    call: FunctionCall
+    expected: np.ndarray
+    got: np.ndarray | None = None
+    error: str | None = None  # the call raised, or ran out of its CPU budget
+    deviation: float = math.nan  # the smallest atol np.allclose accepts, at the given rtol
+
+
+def drawn_values(ev: Evidence, calls: list[str], rtol: float = 0.0) -> list[DrawnFound]:
+    """The student's value of each drawn call next to the reference's (`ev.drawn.expected`).
+    The caller has made sure the calls were handed over and the reference's values exist."""
+    assert ev.drawn is not None
+    found = []
+    for call_id in calls:
+        call, expected = ev.drawn.calls[call_id], ev.drawn.expected[call_id]
+        err = ev.facts.get("call_errors", {}).get(call_id)
+        got = ev.arrays.get(call_key(call_id))
+        if err or got is None:
+            found.append(DrawnFound(call, expected, error=str(err) if err else None))
+            continue
+        got = np.asarray(got, dtype=np.float64)
+        if got.size != expected.size:
+            found.append(DrawnFound(call, expected, got))
+            continue
+        got = got.reshape(expected.shape)
+        found.append(
+            DrawnFound(call, expected, got, None, max_difference(got, expected, rtol=rtol))
+        )
+    return found
