@@ -89,6 +89,35 @@ def _classes_reversed(
     return bool(before > 0 and after / before <= max_ratio)
 
 
+def _why_not_enough(net: StudentNetwork, f: TrainingLoss) -> str:
+    """Why a loss that did not fall enough did not: never trained, or too little."""
+    if f.unchanged:
+        step = net.line("optm")
+        at = f" (defined at {step})" if step else ""
+        return (
+            f" Your network was never trained, or learned nothing: its loss is what its "
+            f"initialization gives. Did the training loop run `optm`{at}, on labels that "
+            f"match the inputs?"
+        )
+    if f.fell:
+        return (
+            " The loss fell, but not enough: if your network as built cannot fit the data, the "
+            "wiring check says why; otherwise train longer or with a larger learning rate (LR)."
+        )
+    return ""
+
+
+def _reversed_verdict(figures: str, expected: str, ratio: float) -> Verdict:
+    return Verdict(
+        1.0,
+        f"the loss fell, for the two classes the other way round: {figures} on the grader's "
+        f"labels, and it falls as training should with the classes flipped (your labels have "
+        f"C1 in column 0: see the labels and the decision boundary)",
+        expected=expected,
+        got=f"{ratio:.3g}",
+    )
+
+
 def _record_hint(ev: Evidence, start: float) -> str:
     """What the student's own loss record suggests (feedback only, never scored)."""
     rec = training_record(ev)
@@ -188,14 +217,7 @@ def check_loss_decrease(
         )
     initial = at_initialization(ev, net)
     if _classes_reversed(net, loss, y, feeds, initial, max_ratio):
-        return Verdict(
-            1.0,
-            f"the loss fell, for the two classes the other way round: {figures} on the grader's "
-            f"labels, and it falls as training should with the classes flipped (your labels "
-            f"have C1 in column 0: see the labels and the decision boundary){record}",
-            expected=expected,
-            got=f"{f.ratio:.3g}",
-        )
+        return _reversed_verdict(figures + record, expected, f.ratio)
     hint = _swapped_hint(net, loss, x, y, feeds, initial, f.ratio, max_ratio)
     hint = hint or _record_hint(ev, f.start)
     if f.grew and not hint:
@@ -206,19 +228,7 @@ def check_loss_decrease(
             expected=expected,
             got=f"{f.ratio:.3g}",
         )
-    if not hint and f.unchanged:
-        step = net.line("optm")
-        at = f" (defined at {step})" if step else ""
-        hint = (
-            f" Your network was never trained, or learned nothing: its loss is what its "
-            f"initialization gives. Did the training loop run `optm`{at}, on labels that "
-            f"match the inputs?"
-        )
-    elif not hint and f.fell:
-        hint = (
-            " The loss fell, but not enough: if your network as built cannot fit the data, the "
-            "wiring check says why; otherwise train longer or with a larger learning rate (LR)."
-        )
+    hint = hint or _why_not_enough(net, f)
     return Verdict(
         0.0,
         f"the loss did not fall enough: {figures}; expected at most {max_ratio:g} x "

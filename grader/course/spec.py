@@ -125,19 +125,7 @@ def load_assignment(path: Path) -> Assignment:
     checks = _load_checks(data.get("checks", []), where, task)
     if not checks:
         raise SpecError(f"{where}: no [[checks]]")
-    untrained_max = data.get("untrained_max", UNTRAINED_MAX)
-    if isinstance(untrained_max, bool) or not isinstance(untrained_max, (int, float)):
-        raise SpecError(f"{where}: untrained_max must be a number in [0, 1]")
-    if task is not None:
-        _structure_at_most(checks, float(untrained_max), where)
-    drawn = draws.parse(data.get("drawn_calls", []), where)
-    ids = {d.id for d in drawn}
-    for c in checks:
-        if c.check == "drawn_values" and (unknown := set(c.params.get("calls", ())) - ids):
-            raise SpecError(
-                f"{where}: check {c.name!r}: no [[drawn_calls]] with id {sorted(unknown)}; "
-                f"known: {sorted(ids)}"
-            )
+    drawn = _rules(data, checks, task, where)
 
     return Assignment(
         name=path.parent.name,
@@ -156,6 +144,25 @@ def load_assignment(path: Path) -> Assignment:
         stages=stages,
         drawn_calls=drawn,
     )
+
+
+def _rules(data: dict[str, Any], checks: list[CheckSpec], task: Task | None, where: str):
+    """The spec's rules across its checks: the points a never-trained network can reach, and
+    the drawn calls its `drawn_values` checks name. Returns the drawn calls."""
+    untrained_max = data.get("untrained_max", UNTRAINED_MAX)
+    if isinstance(untrained_max, bool) or not isinstance(untrained_max, (int, float)):
+        raise SpecError(f"{where}: untrained_max must be a number in [0, 1]")
+    if task is not None:
+        _structure_at_most(checks, float(untrained_max), where)
+    drawn = draws.parse(data.get("drawn_calls", []), where)
+    ids = {d.id for d in drawn}
+    for c in checks:
+        if c.check == "drawn_values" and (unknown := set(c.params.get("calls", ())) - ids):
+            raise SpecError(
+                f"{where}: check {c.name!r}: no [[drawn_calls]] with id {sorted(unknown)}; "
+                f"known: {sorted(ids)}"
+            )
+    return drawn
 
 
 UNTRAINED_MAX = 0.4  # the default share of points a never-trained network can reach

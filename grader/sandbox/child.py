@@ -83,8 +83,6 @@ def main(job_file: str) -> int:
     with open(job_file, encoding="utf-8") as fh:
         job = JobSpec.from_json(fh.read())
     results = os.fdopen(job.isolation.result_fd, "wb") if job.isolation.result_fd >= 0 else None
-    import io
-
     import numpy as np
 
     # Read the inputs before the student runs: nothing the student does can change them.
@@ -146,19 +144,26 @@ def main(job_file: str) -> int:
             facts["collect_error"] = short(exc)
     facts["timing"]["child_total_s"] = time.perf_counter() - t_start
 
+    if results is not None:
+        _send(results, facts, arrays, savez, dumps)
+    return Exit.OK
+
+
+def _send(results, facts: dict, arrays: dict, savez, dumps) -> None:
+    """The manifest and the arrays, framed, on the results pipe."""
+    import io
+
     packed = io.BytesIO()
     savez(packed, **arrays)
     facts[ManifestFields.ARRAYS] = {
         k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()
     }
     manifest = dumps(facts).encode("utf-8")
-    if results is not None:
-        results.write(RESULTS_MAGIC)
-        for frame in (manifest, packed.getvalue()):
-            results.write(len(frame).to_bytes(8, "big"))
-            results.write(frame)
-        results.flush()
-    return Exit.OK
+    results.write(RESULTS_MAGIC)
+    for frame in (manifest, packed.getvalue()):
+        results.write(len(frame).to_bytes(8, "big"))
+        results.write(frame)
+    results.flush()
 
 
 def _prepare_runtime(job: JobSpec, timing: dict, np):

@@ -58,28 +58,11 @@ def export(names, tensors, ns, facts, arrays, tfc, np, wheres) -> None:
 
     whole = graph.as_graph_def()
     by_name = {node.name: node for node in whole.node}
-    keep: list[str] = []
-    seen: set[str] = set()
-    stack = [t.op.name for _, t in found if t.graph is graph]
+    roots = [t.op.name for _, t in found if t.graph is graph]
     # The placeholders and variables the spec names, even where `pred`/`loss` do not read them:
     # their shapes are checked, and an unused one is named as such.
-    stack += [ref.split(":")[0] for ref in out[GraphFacts.NAMES].values()]
-    while stack and len(seen) <= MAX_NODES:
-        name = stack.pop()
-        if name in seen or name not in by_name:
-            continue
-        seen.add(name)
-        keep.append(name)
-        node = by_name[name]
-        stack.extend(i.split(":")[0] for i in node.input if not i.startswith("^"))
-        var = variables.get(name)
-        if var is not None:
-            try:
-                init = var.initial_value
-                out[GraphFacts.INITS][name] = init.name
-                stack.append(init.op.name)
-            except Exception:  # noqa: BLE001 - no initializer to show: the parent says so
-                pass
+    roots += [ref.split(":")[0] for ref in out[GraphFacts.NAMES].values()]
+    keep = _reachable(roots, by_name, variables, out[GraphFacts.INITS])
     sub = type(whole)()
     sub.versions.CopyFrom(whole.versions)
     for name in keep:
@@ -102,6 +85,30 @@ def export(names, tensors, ns, facts, arrays, tfc, np, wheres) -> None:
         line = _line_of(graph, step.name, wheres)
         if line:
             out[GraphFacts.WHERE][GraphFacts.TRAINING_STEP] = line
+
+
+def _reachable(roots: list[str], by_name: dict, variables: dict, inits: dict) -> list[str]:
+    """The nodes the roots are computed from (data inputs only), with each variable's
+    initializer (recorded in `inits`); at most MAX_NODES."""
+    keep: list[str] = []
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack and len(seen) <= MAX_NODES:
+        name = stack.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        keep.append(name)
+        stack.extend(i.split(":")[0] for i in by_name[name].input if not i.startswith("^"))
+        var = variables.get(name)
+        if var is not None:
+            try:
+                init = var.initial_value
+                inits[name] = init.name
+                stack.append(init.op.name)
+            except Exception:  # noqa: BLE001 - no initializer to show: the parent says so
+                pass
+    return keep
 
 
 def _line_of(graph, name: str, wheres: dict[str, list[str]]) -> str:
