@@ -132,7 +132,10 @@ def test_bundle_has_the_scripts_the_package_and_the_spec_and_no_solutions(bundle
     assert "grader/sandbox/child.py" in names
     for name in names:
         top = name.split("/")[0]
-        assert top not in ("reference", "templates", "tests", ".git", "examples"), name
+        assert top not in ("templates", "tests", ".git", "examples"), name
+        if top == "reference":  # recursion has drawn calls: its reference, root's alone
+            assert name == "reference/recursion.py", name
+            assert infos[name].external_attr >> 16 & 0o777 == 0o600, name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
         if name.startswith("assignments/"):
             assert name.startswith("assignments/recursion/"), name
@@ -192,13 +195,13 @@ def test_run_autograder_grades_with_all_checks_and_writes_valid_results(bundle, 
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads((root / "results" / "results.json").read_text())
     assert validate_results(data) == [], data
-    # The bundle holds no reference solution, so the checks on drawn calls (every point of
-    # this assignment) cannot be graded there: skipped, never passed; feedback still runs.
-    assert data["score"] == 0
+    # The bundle holds recursion's reference (root's alone): the drawn calls are graded there
+    # as locally; the naive mfib gets no memoization points.
+    assert data["score"] == 6
     assert sum(t["max_score"] for t in data["tests"]) == 10
     tests = {t["name"]: t for t in data["tests"]}
     assert tests["memoization"]["score"] == 0 and tests["memoization"]["status"] == "failed"
-    assert tests["memoization"]["output"].startswith("SKIPPED: the reference solution is not")
+    assert "SKIPPED" not in tests["memoization"]["output"]
     assert "mfib(40)" in tests["calls of mfib"]["output"]
     assert tests["the lecture's numbers"]["status"] == "failed"  # mfib(50) never finishes
 

@@ -68,6 +68,12 @@ fi
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
 "$VENV/bin/python" -m pip install "$SOURCE"
+# The reference solution ships only for drawn calls (their expected values come from its run):
+# readable by root alone, so neither the sandbox nor the no-walls fallback uid can read it.
+if [ -d "$SOURCE/reference" ]; then
+    chown -R 0:0 "$SOURCE/reference" 2>/dev/null || true
+    chmod -R go-rwx "$SOURCE/reference"
+fi
 # Fail the image build now, not at the first submission, if the install is broken.
 "$VENV/bin/python" -c "import grader.integrations.gradescope, grader.pipeline"
 echo "setup.sh: grader installed in $VENV"
@@ -135,11 +141,13 @@ def _tree(folder: Path, prefix: str) -> list[tuple[str, Path]]:
     return out
 
 
-def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
+def _add(
+    zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False, private: bool = False
+) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = 3  # Unix: the external attributes carry the file mode
-    mode = 0o755 if executable else 0o644
+    mode = 0o600 if private else 0o755 if executable else 0o644
     info.external_attr = (stat.S_IFREG | mode) << 16
     zf.writestr(info, data)
 
@@ -161,7 +169,11 @@ def build_bundle(course, assignment_name: str, out_zip: Path, *, source_root: Pa
                               and writes $AUTOGRADER_ROOT/results/results.json (always)
         `assignments/<name>/` the assignment's spec folder
         `grader/`, `pyproject.toml` (and `README.md`, which pyproject names) the package
-    and nothing else: no `reference/` solutions, no templates, tests or `.git`.
+        `reference/<name>`    only for an assignment with drawn calls (`[[drawn_calls]]`): the
+                              expected values come from the reference's own run on arguments
+                              drawn at grading time. Mode 0600, and `setup.sh` makes it root's
+                              alone: the sandbox never sees it, nor the no-walls fallback uid.
+    and nothing else: no other solutions, no templates, tests or `.git`.
 
     `$AUTOGRADER_ROOT` defaults to `/autograder`; set it (and `$GRADER_PYTHON`, the
     interpreter, default the venv `setup.sh` made, else `python3`) to run a bundle locally.
@@ -181,6 +193,13 @@ def build_bundle(course, assignment_name: str, out_zip: Path, *, source_root: Pa
     spec_dir = course.assignments_dir / spec.name
     files = _tree(package, "grader") + _tree(spec_dir, f"assignments/{spec.name}")
     files.append(("pyproject.toml", pyproject))
+    private: list[tuple[str, Path]] = []
+    if spec.drawn_calls:
+        ref = course.reference(spec.name)
+        if ref.is_file():
+            private.append((f"reference/{ref.name}", ref))
+        elif ref.is_dir():
+            private += _tree(ref, f"reference/{ref.name}")
     if (source_root / "README.md").is_file():  # pyproject's `readme`: pip needs it to build
         files.append(("README.md", source_root / "README.md"))
     out_zip = Path(out_zip)
@@ -193,6 +212,8 @@ def build_bundle(course, assignment_name: str, out_zip: Path, *, source_root: Pa
             _add(zf, "run_autograder", script.encode(), executable=True)
             for name, path in files:
                 _add(zf, name, path.read_bytes(), executable=bool(path.stat().st_mode & 0o111))
+            for name, path in private:
+                _add(zf, name, path.read_bytes(), private=True)
         os.replace(tmp, out_zip)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -413,7 +434,7 @@ def _grade_unprivileged(args: argparse.Namespace) -> dict[str, Any]:
     note = (
         f"this container refuses user namespaces, so bubblewrap cannot wall the job in: graded "
         f"as the unprivileged uid {uid} without a sandbox (it can read what that uid can read "
-        f"in the container; the bundle holds no reference solution)"
+        f"in the container; a reference solution in the bundle is root's alone)"
     )
     extra = payload.setdefault("extra_data", {})
     if isinstance(extra, dict):
