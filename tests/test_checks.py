@@ -243,7 +243,7 @@ class TestLossDecrease:
         v = run("loss_decrease", ev, max_ratio=0.5)
         assert not v.passed
         assert "Your network was never trained, or learned nothing" in v.message
-        assert "Did the training loop run `optm`, on labels that match the inputs?" in v.message
+        assert "Did the training loop run `optm`, on labels that match the inputs" in v.message
 
     def test_a_network_without_trained_values_was_never_trained(self, course):
         ev = graph_evidence(

@@ -225,7 +225,7 @@ def test_messages_with_brackets_reach_the_terminal_intact():
     assert "callbacks=[tf.keras.callbacks.TensorBoard()]" in console.export_text()
 
 
-def test_gradescope_command_writes_a_bundle_without_references(tmp_path):
+def test_gradescope_command_ships_a_reference_only_for_drawn_calls(tmp_path):
     import zipfile
 
     out = grader("gradescope", "recursion", "--out", tmp_path / "ag.zip")
@@ -233,7 +233,11 @@ def test_gradescope_command_writes_a_bundle_without_references(tmp_path):
     names = zipfile.ZipFile(tmp_path / "ag.zip").namelist()
     assert "run_autograder" in names and "setup.sh" in names
     assert "assignments/recursion/assignment.toml" in names
-    assert not any(n.startswith("reference/") for n in names)
+    assert [n for n in names if n.startswith("reference/")] == ["reference/recursion.py"]
+    out = grader("gradescope", "perceptron", "--out", tmp_path / "p.zip")
+    assert out.returncode == 0
+    names = zipfile.ZipFile(tmp_path / "p.zip").namelist()
+    assert not any(n.startswith("reference/") for n in names)  # no drawn calls: no solution
 
 
 @pytest.mark.slow

@@ -135,11 +135,8 @@ EXPECTED = {
     "broken/mnist_sigmoid_claims_relu.py": (
         "mnist_mlp",
         "completed",
-        5,
-        {
-            "wiring": r"hidden = relu\(x @ `weights\['hidden'\]`",
-            "accuracy": r"expected at least 88\.0%",
-        },
+        8,  # it trained well (88.6% held out): the wiring alone names the sigmoid
+        {"wiring": r"^line \d+: the hidden layer uses sigmoid; the lecture's network uses relu$"},
     ),
     "good/perceptron_compat_v1_and_operators.py": ("perceptron", "completed", 10, {}),
     "good/mlp_wider_hidden_layer.py": ("mlp_boundary", "completed", 10, {}),
@@ -153,11 +150,12 @@ EXPECTED = {
     "broken/perceptron_wrong_placeholder_shape.py": (
         "perceptron",
         "exception",
-        2 * 2 / 3,
+        2 / 3,
         {
-            "shapes": r"placeholder `x` has shape \(None, 2\); expected \(batch, n_input\) = \(None, 3\)",
+            "shapes": r"line 91: placeholder `x` has shape \(None, 2\); expected \(batch, n_input\) = "
+            r"\(None, 3\): the input has 2 columns; this assignment adds a bias column of ones",
             "problem": r"line 100\n.*pred = build_model\(x, weights\)(.|\n)*Dimensions must be equal",
-            "wiring": r"could not evaluate `pred` on probe inputs",
+            "wiring": r"`pred` is not in your network: your code stopped before it was built",
         },
     ),
     "broken/perceptron_never_trained.py": (
@@ -216,7 +214,7 @@ EXPECTED = {
     "broken/linear_exception_mid_training.py": (
         "linear_classifier",
         "exception",
-        5,
+        4,  # it stopped at the first record, before any training step
         {"problem": r"line 81\n.*train_Y(.|\n)*NameError: name 'train_Y' is not defined"},
     ),
     "broken/linreg_diverging_lr.py": (
@@ -234,7 +232,7 @@ EXPECTED = {
         4,
         {
             "parameters": r"`weights\['w'\]` is 0\.\d+; expected about 2 \(within 0\.2\)",
-            "loss decrease": r"The loss fell, but not enough",
+            "loss decrease": r"with a learning rate \(LR\) large enough to move the weights",
         },
     ),
     "broken/recursion_syntax_error.py": (

@@ -53,6 +53,8 @@ def _tensor(net: StudentNetwork, name: str) -> Verdict | None:
     if name in net.tensors:
         return None
     why = net.errors.get(name, "it was not defined as a tensor")
+    if why == "not defined" and net.stopped:
+        why = "your code stopped before it was built (see the problem above)"
     return Verdict(0.0, f"`{name}` is not in your network: {why}")
 
 

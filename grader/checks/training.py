@@ -57,7 +57,9 @@ def _swapped_hint(
         after = float(net.run(loss, {x: ys, y: xs}).reshape(-1)[0])
     except (GraphError, ValueError):
         return ""
-    if before > 0 and after / before <= max_ratio < ratio:
+    # Only for a network that learned nothing on the right data (a doubled softmax or a
+    # missing bias also leaves the loss high, and a loss fed inputs as labels can fall anyway).
+    if before > 0 and after > 0 and after / before <= max_ratio and ratio >= 0.9:
         return (
             f" Your network learned to predict `{x}` from `{y}`: the training loop feeds `{y}`'s "
             f"data to `{x}` and `{x}`'s to `{y}` (check the feed_dict)."
@@ -97,7 +99,7 @@ def _why_not_enough(net: StudentNetwork, f: TrainingLoss) -> str:
         return (
             f" Your network was never trained, or learned nothing: its loss is what its "
             f"initialization gives. Did the training loop run `optm`{at}, on labels that "
-            f"match the inputs?"
+            f"match the inputs, with a learning rate (LR) large enough to move the weights?"
         )
     if f.fell:
         return (
@@ -219,16 +221,15 @@ def check_loss_decrease(
     if _classes_reversed(net, loss, y, feeds, initial, max_ratio):
         return _reversed_verdict(figures + record, expected, f.ratio)
     hint = _swapped_hint(net, loss, x, y, feeds, initial, f.ratio, max_ratio)
-    hint = hint or _record_hint(ev, f.start)
     if f.grew and not hint:
         return Verdict(
             0.0,
-            f"the loss grew: {figures}. Training diverged: try a smaller learning rate (LR)"
-            f"{record}",
+            f"the loss grew: {figures}. Training diverged: try a smaller learning rate (LR)."
+            f"{_record_hint(ev, f.start)}{record}",
             expected=expected,
             got=f"{f.ratio:.3g}",
         )
-    hint = hint or _why_not_enough(net, f)
+    hint = hint or _record_hint(ev, f.start) or _why_not_enough(net, f)
     return Verdict(
         0.0,
         f"the loss did not fall enough: {figures}; expected at most {max_ratio:g} x "

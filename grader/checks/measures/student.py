@@ -42,6 +42,7 @@ class StudentNetwork:
     pred_name: str = "pred"  # the spec's first tensor: the network's output
     where: dict[str, str] = field(default_factory=dict)  # `optm` -> its line (not in the graph)
     errors: dict[str, str] = field(default_factory=dict)  # `pred` -> why it was not exported
+    stopped: bool = False  # the student's code raised or exited before its end
     _initial: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
@@ -178,7 +179,8 @@ def _load(ev: Evidence) -> StudentNetwork:
     where = {k: str(v)[:80] for k, v in strings(GraphFacts.WHERE).items()}
     why_not = {k: str(v)[:200] for k, v in errors.items() if isinstance(v, str)}
     pred = wanted[0] if wanted else "pred"
-    return StudentNetwork(graph, tensors, untrained, pred, where, why_not)
+    stopped = bool(ev.facts.get("exception"))
+    return StudentNetwork(graph, tensors, untrained, pred, where, why_not, stopped)
 
 
 def _larger_than_allowed(ev: Evidence, graph: Graph, tensors: dict[str, Tensor]) -> str | None:
