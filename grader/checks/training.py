@@ -59,7 +59,7 @@ def _swapped_hint(
         return ""
     # Only for a network that learned nothing on the right data (a doubled softmax or a
     # missing bias also leaves the loss high, and a loss fed inputs as labels can fall anyway).
-    if before > 0 and after > 0 and after / before <= max_ratio and ratio >= 0.9:
+    if before > 0 and after / before <= max_ratio and ratio >= 0.9:
         return (
             f" Your network learned to predict `{x}` from `{y}`: the training loop feeds `{y}`'s "
             f"data to `{x}` and `{x}`'s to `{y}` (check the feed_dict)."
