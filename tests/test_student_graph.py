@@ -244,3 +244,83 @@ def test_initializers_are_drawn_by_the_grader():
     g = b.graph(inits={"W": "random_normal:0"})
     drawn = g.initial_values(np.random.default_rng(0))["W"]
     assert drawn.shape == (300, 20) and 9.0 < drawn.std() < 11.0
+
+
+# --- what the red team found: each bounded, each the student's problem ---------------------------
+
+
+def test_a_cast_to_a_type_given_as_text_is_refused():
+    b = Builder()
+    b.placeholder("x", (None, 1))
+    n = b.proto.node.add()
+    n.name, n.op = "cast", "Cast"
+    n.input.append("x")
+    n.attr["DstT"].s = b"O"  # object dtype: unbounded Python integers
+    with pytest.raises(GraphRefused, match="a cast to a type"):
+        b.graph().evaluate([("cast", 0)], {("x", 0): np.ones((2, 1))})
+
+
+def test_an_input_naming_an_output_that_does_not_exist_is_refused():
+    b = Builder()
+    b.placeholder("z", (None, 1))
+    b.node("y", "Identity", ["z:7"])
+    with pytest.raises(GraphRefused, match="z:7 does not exist"):
+        b.graph()
+
+
+def test_a_constant_without_a_value_is_refused():
+    b = Builder()
+    b.node("c", "Const")
+    with pytest.raises(GraphRefused, match="a constant without a value"):
+        b.graph()
+
+
+def test_the_constants_together_are_bounded():
+    b = Builder()
+    for i in range(3):  # one value each, shape (10000, 1000): 30 M values declared in 100 bytes
+        n = b.proto.node.add()
+        n.name, n.op = f"c{i}", "Const"
+        t = n.attr["value"].tensor
+        t.dtype = types_pb2.DT_FLOAT
+        t.tensor_shape.dim.add().size = 10_000
+        t.tensor_shape.dim.add().size = 1000
+        t.float_val.append(1.0)
+    with pytest.raises(GraphRefused, match="the graph's constants would hold 30,000,000 values"):
+        b.graph()
+
+
+def test_the_work_of_an_evaluation_is_bounded(monkeypatch):
+    from grader.model import tfops
+
+    monkeypatch.setattr(tfops, "MAX_WORK", 10_000)
+    b = Builder()
+    b.placeholder("a", (None, 100))
+    b.node("sq", "MatMul", ["a", "a"], transpose_b=True)  # (n, 100) @ (100, n)
+    g = b.graph()
+    (small,) = g.evaluate([("sq", 0)], {("a", 0): np.ones((5, 100))})  # 2,500 multiply-adds
+    assert small.shape == (5, 5)
+    with pytest.raises(GraphRefused, match="more than 10,000 operations"):
+        g.evaluate([("sq", 0)], {("a", 0): np.ones((20, 100))})  # 40,000
+
+
+def test_line_labels_that_are_not_lines_are_dropped():
+    b = mlp()
+    b.lines["MatMul"] = "the grader failed here; not your fault"
+    g = b.graph(VALUES, NAMES)
+    assert g.nodes["MatMul"].line == "" and g.nodes["Act"].line == "line 16"
+
+
+def test_intermediates_are_dropped_once_read():
+    from grader.model.tfgraph import _Context, _Results
+
+    b = Builder()
+    b.placeholder("x", (None, 3))
+    prev = "x"
+    for i in range(50):
+        prev = b.node(f"n{i}", "Square" if i % 2 else "Neg", [prev])
+    g = b.graph()
+    done = _Results(g, [(prev, 0)])
+    g._run(prev, done, {"x": {0: np.full((2, 3), 1.0)}}, {}, _Context(np.random.default_rng(0)))
+    assert np.all(done[prev][0] == 1.0)
+    kept = [name for name, outs in done.items() if outs[0] is not None]
+    assert kept == [prev]  # every intermediate was dropped once its reader was computed

@@ -15,6 +15,7 @@ cycle is refused.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,11 @@ __all__ = [
 ]
 
 MAX_GRAPH_BYTES = 4 * 1024 * 1024
+# The student's label of a line, as the child writes it ("line 41", "cell 5, line 3",
+# "Test_NN.py, line 18"): anything else is dropped, never shown as if the grader said it.
+LINE = re.compile(r"^([\w.\-]{1,60}, )?(cell \d{1,6}, )?line \d{1,7}$")
+# Ops with more than one output (inputs may name output 1).
+OUTPUTS = {"SoftmaxCrossEntropyWithLogits": 2, "SparseSoftmaxCrossEntropyWithLogits": 2}
 MAX_NODES = 4000
 # --- parsing -----------------------------------------------------------------------------------
 
@@ -105,7 +111,9 @@ def _tensor(proto, dtypes: dict[int, Any]) -> np.ndarray:
         flat = np.array(list(values), dtype=dtype)
     if len(flat) == size:
         return flat.reshape(shape)
-    out = np.full(shape, flat[-1] if len(flat) else 0, dtype=dtype)
+    if len(flat) <= 1:  # one value for every element: a read-only view, no memory until used
+        return np.broadcast_to(np.asarray(flat[-1] if len(flat) else 0, dtype=dtype), shape)
+    out = np.full(shape, flat[-1], dtype=dtype)
     out.reshape(-1)[: len(flat)] = flat
     return out
 
@@ -142,6 +150,32 @@ def tensor_name(text: str) -> tuple[str, int]:
     return _input(text)
 
 
+class _Results(dict):
+    """The outputs computed so far; an intermediate is dropped once every node that reads it
+    has been computed (a forged graph of 4,000 nodes must not keep 4,000 arrays alive)."""
+
+    def __init__(self, graph: Graph, fetches: list[tuple[str, int]]):
+        super().__init__()
+        self.keep = {name for name, _ in fetches}
+        self.readers: dict[str, int] = {}
+        seen: set[str] = set()
+        stack = [name for name, _ in fetches]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for src, _ in graph.nodes[name].inputs:
+                self.readers[src] = self.readers.get(src, 0) + 1
+                stack.append(src)
+
+    def used(self, node: Node) -> None:
+        for src, _ in node.inputs:
+            self.readers[src] = self.readers.get(src, 1) - 1
+            if self.readers[src] <= 0 and src not in self.keep and src in self:
+                self[src] = [None]  # computed, and no longer needed
+
+
 @dataclass
 class Graph:
     """The student's graph: nodes by name, trained values of its variables, the student's
@@ -152,6 +186,7 @@ class Graph:
     values: dict[str, np.ndarray] = field(default_factory=dict)  # variable node -> trained value
     names: dict[str, str] = field(default_factory=dict)  # student name -> "node:index" or node
     inits: dict[str, str] = field(default_factory=dict)  # variable node -> initializer tensor
+    spent: int = 0  # the work all its evaluations have cost (bounded by MAX_GRAPH_WORK)
 
     @classmethod
     def parse(
@@ -178,7 +213,7 @@ class Graph:
         if len(proto.node) > MAX_NODES:
             raise GraphRefused(f"the graph has {len(proto.node)} nodes (at most {MAX_NODES})")
         dtypes = _dtypes()
-        lines = dict(lines or {})
+        lines = {k: v for k, v in (lines or {}).items() if isinstance(v, str) and LINE.match(v)}
         nodes: dict[str, Node] = {}
         for raw in proto.node:
             line = str(lines.get(raw.name, ""))[:80]
@@ -194,10 +229,20 @@ class Graph:
             except GraphRefused as exc:
                 raise GraphRefused(f"{line or raw.name[:80]}: {exc}") from None
             nodes[raw.name] = Node(raw.name, raw.op, inputs, attrs, line)
+        constants = 0
         for node in nodes.values():
-            for src, _ in node.inputs:
+            for src, index in node.inputs:
                 if src not in nodes:
                     raise GraphRefused(f"{node.where}: its input {src[:80]!r} is not in the graph")
+                if index >= OUTPUTS.get(nodes[src].op, 1) and nodes[src].op != "IdentityN":
+                    raise GraphRefused(f"{node.where}: its input {src[:80]}:{index} does not exist")
+            if node.op == "Const":
+                if not isinstance(node.attrs.get("value"), np.ndarray):
+                    raise GraphRefused(f"{node.where}: a constant without a value")
+                constants += int(np.asarray(node.attrs["value"]).size)
+        _bound(constants, "the graph's constants")
+        for ref in [*(names or {}).values(), *(inits or {}).values()]:
+            tensor_name(str(ref))  # a malformed reference is refused here, as GraphRefused
         graph = cls(nodes, dict(values or {}), dict(names or {}), dict(inits or {}))
         for var, value in graph.values.items():
             if var not in nodes or nodes[var].op not in VARIABLE_OPS:
@@ -281,13 +326,16 @@ class Graph:
         evaluate a loss on chosen outputs) and the variables at `values` (default: trained).
         Raises GraphError naming the node and line where evaluation fails."""
         values = self.values if values is None else values
-        ctx = _Context(rng or np.random.default_rng(0))
-        done: dict[str, list[np.ndarray]] = {}
+        ctx = _Context(rng or np.random.default_rng(0), before=self.spent)
+        done: dict[str, list[np.ndarray]] = _Results(self, fetches)
         fed_nodes: dict[str, dict[int, np.ndarray]] = {}
         for (name, index), value in feeds.items():
             fed_nodes.setdefault(name, {})[index] = np.asarray(value)
-        for target in fetches:
-            self._run(target[0], done, fed_nodes, values, ctx)
+        try:
+            for target in fetches:
+                self._run(target[0], done, fed_nodes, values, ctx)
+        finally:
+            self.spent += ctx.work
         out = []
         for name, index in fetches:
             got = done[name]
@@ -311,6 +359,7 @@ class Graph:
             if expanded:
                 on_path.discard(name)
                 done[name] = self._compute(node, [done[s][i] for s, i in node.inputs], values, ctx)
+                done.used(node)
                 continue
             if name in on_path:
                 raise GraphRefused(f"{node.where}: the graph has a cycle")
@@ -335,7 +384,7 @@ class Graph:
                 got = fn(node, args, ctx)
         except (GraphError, GraphRefused) as exc:
             raise type(exc)(f"{node.where}: {exc}") from None
-        except (ValueError, IndexError, TypeError, OverflowError, MemoryError) as exc:
+        except (ValueError, LookupError, TypeError, ArithmeticError, MemoryError) as exc:
             shapes = ", ".join(engine.fmt_shape(a.shape) for a in args)
             raise GraphError(
                 f"{node.where}: {node.op} cannot be computed on inputs of shape {shapes}: "

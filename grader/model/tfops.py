@@ -44,9 +44,42 @@ class Node:
         return self.line or f"node {self.name}"
 
 
+# Multiply-adds and elements one evaluation may cost, all ops summed (about 10-20 s of CPU at
+# worst), and all evaluations of one graph together: the trusted side's time bound. The
+# heaviest honest case, a 784-2048-10 network on 10,000 held-out images, costs 1.6e10 each.
+MAX_WORK = 20_000_000_000
+MAX_GRAPH_WORK = 80_000_000_000
+NUMERIC = frozenset(
+    np.dtype(t)
+    for t in (
+        np.float16,
+        np.float32,
+        np.float64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.bool_,
+    )
+)
+
+
 @dataclass
 class _Context:
     rng: np.random.Generator
+    work: int = 0  # what this evaluation has cost so far
+    before: int = 0  # what earlier evaluations of the same graph cost
+
+    def spend(self, amount: int, what: str) -> None:
+        """Count `amount` of work; refuse the graph past MAX_WORK for one evaluation or
+        MAX_GRAPH_WORK for all of them (the trusted side's time bound)."""
+        self.work += int(amount)
+        if self.work > MAX_WORK or self.before + self.work > MAX_GRAPH_WORK:
+            raise GraphRefused(
+                f"{what}: evaluating your network would take more than "
+                f"{min(MAX_WORK, MAX_GRAPH_WORK - self.before):,} operations"
+            )
 
 
 def _bound(size: int, what: str) -> None:
@@ -78,15 +111,23 @@ def _float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float64) if a.dtype.kind == "f" or a.dtype.kind == "b" else a
 
 
-def _cast_to(node: Node) -> Any:
-    return node.attrs.get("DstT") or node.attrs.get("dtype") or np.float64
+def _cast_to(node: Node) -> np.dtype:
+    """The numeric type a Cast makes (only the GraphDef's type enum counts: a string is refused)."""
+    target = node.attrs.get("DstT")
+    try:
+        dtype = np.dtype(target) if target is not None and not isinstance(target, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in NUMERIC:
+        raise GraphRefused("a cast to a type the grader does not evaluate")
+    return dtype
 
 
 def _as_float_if(node: Node, a: np.ndarray) -> np.ndarray:
-    kind = np.dtype(_cast_to(node)).kind
-    if kind == "f":
+    dtype = _cast_to(node)
+    if dtype.kind == "f":
         return a.astype(np.float64)
-    return a.astype(_cast_to(node))
+    return a.astype(dtype)
 
 
 def _placeholder(node: Node, args, ctx):
@@ -99,6 +140,7 @@ def _elementwise(fn):
     def op(node, args, ctx):
         shape = np.broadcast_shapes(*(np.shape(a) for a in args))
         _bound(math.prod(shape), f"the result of {node.op}")
+        ctx.spend(math.prod(shape), node.op)
         return fn(*(_float(a) for a in args))
 
     return op
@@ -123,6 +165,7 @@ def _matmul(node: Node, args, ctx):
     _bound(a.shape[0] * b.shape[1], "a matrix product")
     if a.shape[0] * a.shape[1] * b.shape[1] > MAX_PRODUCT:
         raise GraphRefused("a matrix product larger than the grader evaluates")
+    ctx.spend(a.shape[0] * a.shape[1] * b.shape[1], "MatMul")
     return a @ b
 
 
@@ -145,6 +188,9 @@ def _reduce(fn):
         x, axes = _float(args[0]), args[1]
         if x.ndim == 0:
             return x
+        kept = [d for i, d in enumerate(x.shape) if i not in _axes(axes, x.ndim)]
+        _bound(math.prod(kept), f"the result of {node.op}")
+        ctx.spend(max(x.size, math.prod(kept)), node.op)
         return fn(x, axis=_axes(axes, x.ndim), keepdims=bool(node.attrs.get("keep_dims")))
 
     return op
@@ -191,6 +237,7 @@ def _reshape(node: Node, args, ctx):
 
 def _fill(node: Node, args, ctx):
     shape = _new_shape(args[0], "fill")
+    ctx.spend(math.prod(shape), node.op)
     return np.full(shape, args[1])
 
 
@@ -242,12 +289,21 @@ def _strided_slice(node: Node, args, ctx):
 
 
 def _pack(node: Node, args, ctx):
+    _bound(sum(np.size(a) for a in args), f"the result of {node.op}")
     return np.stack(args, axis=int(node.attrs.get("axis", 0)))
 
 
 def _concat(node: Node, args, ctx):
     *parts, axis = args
+    _bound(sum(np.size(a) for a in parts), f"the result of {node.op}")
     return np.concatenate(parts, axis=int(np.asarray(axis)))
+
+
+def _add_n(node: Node, args, ctx):
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    _bound(math.prod(shape) * max(len(args), 1), f"the result of {node.op}")
+    ctx.spend(math.prod(shape) * len(args), node.op)
+    return np.sum(np.broadcast_arrays(*map(_float, args)), axis=0)
 
 
 def _transpose(node: Node, args, ctx):
@@ -340,7 +396,7 @@ OPS: dict[str, Op] = {
     "Add": _elementwise(np.add),
     "AddV2": _elementwise(np.add),
     "BiasAdd": _bias_add,
-    "AddN": lambda node, args, ctx: np.sum(np.broadcast_arrays(*map(_float, args)), axis=0),
+    "AddN": _add_n,
     "Sigmoid": _unary(engine.sigmoid),
     "Relu": _unary(engine.relu),
     "Relu6": _unary(lambda z: np.clip(z, 0.0, 6.0)),

@@ -166,6 +166,8 @@ def _load(ev: Evidence) -> StudentNetwork:
         )
     except GraphRefused as exc:
         raise Missing(f"your network cannot be graded: {exc}") from None
+    except MemoryError:
+        raise Missing("your network cannot be graded: it is too large to read") from None
     tensors: dict[str, Tensor] = {}
     for name, ref in graph.names.items():
         node, index = tensor_name(ref)
