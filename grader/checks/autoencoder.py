@@ -12,8 +12,9 @@ from grader.checks.base import (
     _against,
     _bound_for,
 )
+from grader.checks.graph import _network
 from grader.checks.measures import heldout_digits, latent_separation
-from grader.checks.measures.student import StudentNetwork, student_network
+from grader.checks.measures.student import StudentNetwork
 from grader.model.tfgraph import GraphError
 from grader.registry import check
 
@@ -27,14 +28,9 @@ def _bound_and_network(
     bound = _bound_for(ev, table, what)
     if isinstance(bound, Verdict):
         return bound
-    try:
-        net = student_network(ev)
-    except Missing as exc:
-        return Verdict(0.0, str(exc))
-    bad = [k for k, v in net.graph.values.items() if not np.all(np.isfinite(v))]
-    if bad:
-        names = ", ".join(f"`{net.graph.student_name(k) or k}`" for k in bad)
-        return Verdict(0.0, f"training diverged: {names} contain NaN or infinity")
+    net = _network(ev, finite=True)
+    if isinstance(net, Verdict):
+        return net
     return bound, net
 
 

@@ -36,12 +36,21 @@ from grader.registry import check
 # --- the student's network ---------------------------------------------------------------------
 
 
-def _network(ev: Evidence) -> StudentNetwork | Verdict:
-    """The student's graph, or the failing verdict that says why it could not be read."""
+def _network(ev: Evidence, *names: str, finite: bool = False) -> StudentNetwork | Verdict:
+    """The student's graph, with the tensors `names` in it (and, with `finite`, trained values
+    free of NaN and infinity), or the failing verdict that says why not."""
     try:
-        return student_network(ev)
+        net = student_network(ev)
     except Missing as exc:
         return Verdict(0.0, str(exc))
+    for name in names:
+        if (missing := _tensor(net, name)) is not None:
+            return missing
+    if finite:
+        bad = [_name_of(net, k) for k, v in net.graph.values.items() if not np.all(np.isfinite(v))]
+        if bad:
+            return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
+    return net
 
 
 def _at(line: str) -> str:
@@ -377,12 +386,9 @@ def check_wiring(
     its decoder): the same layers, activations and biases, each difference named at the
     student's line. Equivalent spellings read the same; a graph that is not a chain of layers
     is compared by what it computes, fed its own weights."""
-    net = _network(ev)
+    net = _network(ev, fetch, input)
     if isinstance(net, Verdict):
         return net
-    for name in (fetch, input):
-        if (missing := _tensor(net, name)) is not None:
-            return missing
     read = net.read(fetch)
     want = ev.task.layers[slice(*layers)] if layers else ev.task.layers
     if not read.read:
@@ -474,12 +480,9 @@ def check_loss_function(
     its ops, and checked by value on outputs the grader chooses (not saturated, so the
     libraries' epsilons do not count), in two batch sizes (a sum, or a mean over a fixed count,
     differs from the mean)."""
-    net = _network(ev)
+    net = _network(ev, fetch, pred)
     if isinstance(net, Verdict):
         return net
-    for name in (fetch, pred):
-        if (missing := _tensor(net, name)) is not None:
-            return missing
     name = LOSS_NAMES[ev.task.loss]
     kind = describe_loss(net, fetch, pred)
     line = _at(net.line(fetch))

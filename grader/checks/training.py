@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checks.base import Evidence, Missing, Verdict, _against, _bound_for, _fmt_shape, show
-from grader.checks.graph import _at, _name_of, _network, _tensor
+from grader.checks.graph import _at, _name_of, _network
 from grader.checks.measures import (
     INIT_SEED,
     RecordFigures,
@@ -181,11 +181,9 @@ def check_loss_decrease(
     draws itself, is at most `max_ratio` of its value at the student's own initialization (the
     initializers in their graph, drawn again by the grader). A loss that grows is called
     divergence; the student's `loss_record` is shown for feedback only."""
-    net = _network(ev)
+    net = _network(ev, loss)
     if isinstance(net, Verdict):
         return net
-    if (missing := _tensor(net, loss)) is not None:
-        return missing
     record = _record_story(training_record(ev))
     if (early := _before_training(net, loss, record)) is not None:
         return early
@@ -255,15 +253,9 @@ def check_decision_boundary(
     """The student's own network (their graph with their trained weights, evaluated by the
     grader) agrees with the true boundary of the lecture's data generator, on a dense grid over
     the lecture's domain and on held-out points drawn with a grader seed."""
-    net = _network(ev)
+    net = _network(ev, pred, x, finite=True)
     if isinstance(net, Verdict):
         return net
-    for name in (pred, x):
-        if (missing := _tensor(net, name)) is not None:
-            return missing
-    bad = [_name_of(net, k) for k, v in net.graph.values.items() if not np.all(np.isfinite(v))]
-    if bad:
-        return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
     gen = ev.task.generator
     try:
         agree = network_boundary(ev, net, grid, heldout, pred, x)
@@ -485,17 +477,9 @@ def check_accuracy(
         if keras:
             acc = heldout_accuracy(ev)
         else:
-            net = _network(ev)
+            net = _network(ev, pred, x, finite=True)
             if isinstance(net, Verdict):
                 return net
-            for name in (pred, x):
-                if (missing := _tensor(net, name)) is not None:
-                    return missing
-            bad = [
-                _name_of(net, k) for k, v in net.graph.values.items() if not np.all(np.isfinite(v))
-            ]
-            if bad:
-                return Verdict(0.0, f"training diverged: {', '.join(bad)} contain NaN or infinity")
             acc = network_accuracy(ev, net, pred, x)
             if acc.accuracy >= want:
                 start = network_accuracy(ev, net, pred, x, at_initialization(ev, net))

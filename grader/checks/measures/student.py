@@ -280,12 +280,7 @@ def network_accuracy(
     """Accuracy of the student's own network (trained, or at `values`) on the held-out images
     (never served to the sandbox). Raises GraphError (or ValueError) when it cannot be
     evaluated on them."""
-    images = ev.data.heldout_x
-    inputs = adapt_inputs(ev.task, images, net.width(x))
-    outputs = net.run(pred, {x: inputs}, values=values)
-    if outputs.shape[:1] != (len(images),):
-        raise GraphError(f"`{pred}` gives {outputs.shape[:1]} rows for {len(images)} images")
-    classes = classes_of(outputs, net.outputs_probabilities(pred))
+    classes = predict(ev, net, ev.data.heldout_x, pred, x, values)
     acc = float(np.mean(classes == ev.data.heldout_y))
     return Accuracy(acc, classes, np.bincount(classes, minlength=ev.task.classes))
 
