@@ -344,3 +344,32 @@ def test_a_drawn_values_check_names_known_calls(tmp_path):
     text = VALID + DRAWN + '\n[[checks]]\ncheck = "drawn_values"\npoints = 1\n'
     text += 'params = { calls = ["fac", "fib"] }\n'
     spec_error(tmp_path, text, "no [[drawn_calls]] with id ['fib']")
+
+
+# --- the rule: a network that was never trained scores at most 40% ------------------------------
+
+
+def test_structural_points_above_the_rule_are_refused(tmp_path):
+    # wiring 3 of 6 points: a never-trained network would score 50%
+    text = edit('points = 2\nvisibility = "hidden"', 'points = 3\nvisibility = "hidden"')
+    spec_error(tmp_path, text, "wiring (3)", "carry 3 of 6 points", "at most 40%")
+
+
+def test_the_spec_may_state_its_own_share(tmp_path):
+    text = edit('points = 2\nvisibility = "hidden"', 'points = 3\nvisibility = "hidden"')
+    text = text.replace('api = "tf1"\n', 'api = "tf1"\nuntrained_max = 0.5\n')
+    assert load_assignment(write_spec(tmp_path, text)).points == 6
+    spec_error(tmp_path, text.replace("0.5", '"half"'), "untrained_max must be a number")
+
+
+@pytest.mark.parametrize("name", [n for n in REAL.names() if REAL.assignment(n).task])
+def test_every_spec_with_a_network_states_the_rule(name):
+    from grader import registry
+
+    spec = REAL.assignment(name)
+    text = spec.path.read_text(encoding="utf-8")
+    assert re.search(r"^untrained_max = 0\.4$", text, re.M), name
+    structural = sum(
+        c.points for c in spec.checks if getattr(registry.get(c.check), "structural", False)
+    )
+    assert structural <= 0.4 * spec.points + 1e-9, (name, structural, spec.points)
