@@ -484,11 +484,14 @@ class _Ended:
         self.peak, self.cpu_s, self.cpu_ratio = 0.0, 0.0, 0.0
 
     def reap(self, proc: subprocess.Popen, flags: int) -> bool:
-        """Collect the job's exit status without blocking (WNOHANG) or blocking (0)."""
-        pid, status = os.waitpid(proc.pid, flags)
+        """Collect the job's exit status without blocking (WNOHANG) or blocking (0), and its
+        CPU time as the kernel counted it (the job's processes are all reaped inside its pid
+        namespace, so they count too): exact, where the samples may be late on a busy grader."""
+        pid, status, usage = os.wait4(proc.pid, flags)
         if pid == 0:
             return False
         proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_s = max(self.cpu_s, usage.ru_utime + usage.ru_stime)
         return True
 
 
@@ -521,8 +524,11 @@ def _watch(proc: subprocess.Popen, limits: Limits, started: float, ended: _Ended
         if now - started > backstop:
             ended.status, ended.message = "timeout", _WALL.format(backstop)
             return
-    killed = proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 137)
-    if killed and ended.cpu_ratio > 0.9:
+    # SIGXCPU comes only from the kernel's CPU limit; a SIGKILL is the limit's hard end only when
+    # the job had used its CPU time (else it is a crash).
+    cpu_limit = proc.returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+    killed = proc.returncode in (-signal.SIGKILL, 137)
+    if cpu_limit or (killed and ended.cpu_ratio > 0.9):
         ended.status, ended.message = "timeout", _CPU.format(limits.timeout_s)
 
 
