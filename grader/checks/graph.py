@@ -168,7 +168,9 @@ def _used_transposed(net: StudentNetwork) -> set[str]:
     return {layer.weight for layer in read.layers if layer.transposed}
 
 
-def _array_problem(net: StudentNetwork, name: str, spec: list, rule: _ShapeRule) -> str | None:
+def _array_problem(
+    net: StudentNetwork, name: str, spec: list, rule: _ShapeRule, transposed: set[str]
+) -> str | None:
     alternatives = name.split("|")
     found = [a for a in alternatives if a in net.tensors]
     if not found:
@@ -181,7 +183,7 @@ def _array_problem(net: StudentNetwork, name: str, spec: list, rule: _ShapeRule)
         return f"{_at(node.line)}{show(found[0])} has no fixed shape"
     shape = tuple(shape)
     note = ""
-    if node.name in _used_transposed(net) and len(shape) == 2:
+    if node.name in transposed and len(shape) == 2:
         shape, note = shape[::-1], " (stored transposed and used transposed)"
     got = rule.problem(show(found[0]), shape, spec)
     return None if got is None else f"{_at(node.line)}{got}{note}"
@@ -211,7 +213,8 @@ def check_shapes(
         return net
     rule = _ShapeRule(dict(dims or {}))
     found = [_placeholder_problem(ev, net, n, s, rule) for n, s in placeholders.items()]
-    found += [_array_problem(net, n, s, rule) for n, s in arrays.items()]
+    transposed = _used_transposed(net)  # the network read as layers once, for every array
+    found += [_array_problem(net, n, s, rule, transposed) for n, s in arrays.items()]
     problems = [p for p in found if p is not None]
     if not problems:
         return Verdict(1.0, f"all {total} shapes are right")
