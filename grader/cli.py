@@ -33,16 +33,29 @@ def _course(ctx: click.Context):
 
 
 def _jobs_default() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return max(1, len(cpus) if cpus else (os.cpu_count() or 1))
 
 
 jobs_option = click.option(
     "--jobs",
     "-j",
     default=_jobs_default,
-    show_default="cores, at most 4",
-    type=click.IntRange(1, 64),
-    help="Submissions graded at once.",
+    show_default="the CPUs available",
+    type=click.IntRange(1, 256),
+    help="Submissions graded at once, each pinned to its own CPU.",
+)
+
+runner_option = click.option(
+    "--runner",
+    "runner",
+    type=click.Choice(["auto", "warm", "cold"]),
+    default="auto",
+    show_default=True,
+    help="warm: TensorFlow imported once per worker and each job forked from it, behind its own "
+    "walls; cold: a fresh interpreter per job (the fallback, also where fork or nested user "
+    "namespaces are not available). auto: warm where it can run. Every result names the "
+    "runner it ran on.",
 )
 
 
@@ -212,6 +225,7 @@ def _grade_dir(
     as_json: bool = False,
     nbgrader_db: str | None = None,
     sandbox: str = "auto",
+    runner: str = "auto",
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -229,7 +243,7 @@ def _grade_dir(
             f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
         )
     with (
-        grading(course, jobs=jobs, sandbox=sandbox) as grader_ctx,
+        grading(course, jobs=jobs, sandbox=sandbox, kind=runner) as grader_ctx,
         Progress(
             TextColumn("grading"),
             BarColumn(),
@@ -321,6 +335,7 @@ def _print_summary(results: list, out: Path, gradebook: Path, broken: list, cons
     help="Also write the scores into an nbgrader gradebook, e.g. sqlite:///gradebook.db.",
 )
 @jobs_option
+@runner_option
 @unsafe_option
 @click.pass_context
 def grade(
@@ -332,6 +347,7 @@ def grade(
     as_json: bool,
     nbgrader_db: str | None,
     jobs: int,
+    runner: str,
     unsafe: bool,
 ) -> None:
     """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
@@ -361,6 +377,7 @@ def grade(
         as_json=as_json,
         nbgrader_db=nbgrader_db,
         sandbox=_sandbox(unsafe),
+        runner=runner,
     )
     ctx.exit(code)
 
@@ -370,9 +387,12 @@ def grade(
     "--assignment", "-a", "assignments", multiple=True, help="Validate only these (repeatable)."
 )
 @jobs_option
+@runner_option
 @unsafe_option
 @click.pass_context
-def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int, unsafe: bool) -> None:
+def validate(
+    ctx: click.Context, assignments: tuple[str, ...], jobs: int, runner: str, unsafe: bool
+) -> None:
     """Check the course itself (what CI runs): every reference scores full marks, every
     template scores zero with one message per unfilled blank, templates are in sync.
 
@@ -385,9 +405,8 @@ def validate(ctx: click.Context, assignments: tuple[str, ...], jobs: int, unsafe
 
     course = _course(ctx)
     console = _console()
-    ok = run_validate(
-        course, list(assignments) or course.names(), jobs, console, sandbox=_sandbox(unsafe)
-    )
+    names = list(assignments) or course.names()
+    ok = run_validate(course, names, jobs, console, sandbox=_sandbox(unsafe), kind=runner)
     ctx.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
@@ -467,9 +486,10 @@ def doctor() -> None:
     show_default=True,
 )
 @jobs_option
+@runner_option
 @unsafe_option
 @click.pass_context
-def demo(ctx: click.Context, out: Path, jobs: int, unsafe: bool) -> None:
+def demo(ctx: click.Context, out: Path, jobs: int, runner: str, unsafe: bool) -> None:
     """Grade the bundled example class (correct, partly correct and broken submissions).
 
     \b
@@ -487,7 +507,15 @@ def demo(ctx: click.Context, out: Path, jobs: int, unsafe: bool) -> None:
         & set(course.names())
     )
     code = _grade_dir(
-        ctx, directory, names, out, jobs, console, missing=False, sandbox=_sandbox(unsafe)
+        ctx,
+        directory,
+        names,
+        out,
+        jobs,
+        console,
+        missing=False,
+        sandbox=_sandbox(unsafe),
+        runner=runner,
     )
     console.print(
         f"[bold]demo results are in {out.resolve()}[/bold] (open gradebook.csv, or any results.json)"

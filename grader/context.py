@@ -8,6 +8,7 @@ bundle, the benchmarks and the tests all grade through it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,12 +16,13 @@ from pathlib import Path
 
 from grader.course.discovery import Course, find_course
 from grader.course.spec import Assignment
+from grader.errors import GraderError
 from grader.pipeline import Options, Submission, grade_file, grade_many
 from grader.results import SubmissionResult
 from grader.run import walls
 from grader.run.runner import ColdRunner, Runner
 
-__all__ = ["Context", "grading"]
+__all__ = ["RUNNERS", "Context", "grading", "make_runner"]
 
 
 @dataclass
@@ -53,6 +55,21 @@ class Context:
         return grade_many(submissions, self.runner, jobs=self.jobs, on_result=on_result)
 
 
+RUNNERS = ("auto", "warm", "cold")
+
+
+def make_runner(slots: int, sandbox: str, kind: str = "cold") -> Runner:
+    """A new runner of `kind` (see `grading`), `$GRADER_RUNNER` first."""
+    kind = os.environ.get("GRADER_RUNNER") or kind
+    if kind not in RUNNERS:
+        raise GraderError(f"runner {kind!r}: expected one of {', '.join(RUNNERS)}")
+    if kind == "cold" or sandbox == "none":
+        return ColdRunner(slots=slots, sandbox=sandbox)
+    from grader.run.warm import WarmRunner
+
+    return WarmRunner(slots, sandbox=sandbox)
+
+
 @contextmanager
 def grading(
     course: Course | str | Path | None = None,
@@ -60,6 +77,7 @@ def grading(
     jobs: int = 1,
     sandbox: str = "auto",
     runner: Runner | None = None,
+    kind: str = "cold",
 ) -> Iterator[Context]:
     """A `Context` for the duration of a `with` block; the runner is closed at the end.
 
@@ -70,13 +88,18 @@ def grading(
             `--unsafe-no-sandbox`), or "best" (the walls where this machine allows them, else
             none, said in every result: a student's self-check on their own laptop).
             Defaults to `"auto"`.
-        runner: a runner to use instead of a new cold runner (it is not closed here).
+        runner: a runner to use instead of a new one (it is not closed here).
+        kind: the runner to start: "warm" (TensorFlow imported once per worker, each job forked
+            from it behind its own walls; the cold runner where that cannot run, said in every
+            result), "cold" (a fresh interpreter per job), or "auto" (warm for a class, since
+            its workers pay off from the second job on). `$GRADER_RUNNER` overrides it.
+            Defaults to `"cold"`.
     """
     found = course if isinstance(course, Course) else find_course(course)
     if sandbox == "best":
         sandbox = "auto" if walls.probe() is None else "none"
     own = runner is None
-    active: Runner = ColdRunner(slots=jobs, sandbox=sandbox) if runner is None else runner
+    active: Runner = make_runner(jobs, sandbox, kind) if runner is None else runner
     try:
         yield Context(found, active, max(1, jobs))
     finally:

@@ -21,7 +21,13 @@ from grader.pipeline import Submission
 
 
 def validate(
-    course, names: list[str], jobs: int, console: Console, *, sandbox: str = "auto"
+    course,
+    names: list[str],
+    jobs: int,
+    console: Console,
+    *,
+    sandbox: str = "auto",
+    kind: str = "cold",
 ) -> bool:
     ok = True
     drift = generate(course, check=True)
@@ -30,25 +36,10 @@ def validate(
         console.print("[red]templates out of date (run 'grader generate'):[/red]")
         for path in drift:
             console.print(f"  {path.relative_to(course.root)}")
-    specs = {n: course.assignment(n) for n in names}
-    subs = []
     scratch = Path(tempfile.mkdtemp(prefix="grader-validate-"))
-    for name, spec in specs.items():
-        subs.append(Submission("reference", spec, course.reference(name)))
-        if spec.files:  # a folder of templates: grade its .py files, then its notebooks alone
-            folder = course.templates_dir / name
-            notebooks = scratch / name
-            notebooks.mkdir()
-            for nb in folder.glob("*.ipynb"):
-                shutil.copy(nb, notebooks / nb.name)
-            subs.append(Submission("template.py", spec, folder))
-            subs.append(Submission("template.ipynb", spec, notebooks))
-            continue
-        for suffix in (".py", ".ipynb"):
-            path = course.templates_dir / f"{name}{suffix}"
-            subs.append(Submission(f"template{suffix}", spec, path if path.is_file() else None))
+    subs = _submissions(course, names, scratch)
     try:
-        with grading(course, jobs=jobs, sandbox=sandbox) as ctx:
+        with grading(course, jobs=jobs, sandbox=sandbox, kind=kind) as ctx:
             results = ctx.grade_many(subs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -97,3 +88,24 @@ def validate(
     console.print(table)
     console.print("[green]validate: all good[/green]" if ok else "[red]validate: FAILED[/red]")
     return ok
+
+
+def _submissions(course, names: list[str], scratch: Path) -> list[Submission]:
+    """The references and the templates (.py, and .ipynb; a folder's notebooks copied apart)."""
+    subs = []
+    for name in names:
+        spec = course.assignment(name)
+        subs.append(Submission("reference", spec, course.reference(name)))
+        if spec.files:  # a folder of templates: grade its .py files, then its notebooks alone
+            folder = course.templates_dir / name
+            notebooks = scratch / name
+            notebooks.mkdir()
+            for nb in folder.glob("*.ipynb"):
+                shutil.copy(nb, notebooks / nb.name)
+            subs.append(Submission("template.py", spec, folder))
+            subs.append(Submission("template.ipynb", spec, notebooks))
+            continue
+        for suffix in (".py", ".ipynb"):
+            path = course.templates_dir / f"{name}{suffix}"
+            subs.append(Submission(f"template{suffix}", spec, path if path.is_file() else None))
+    return subs

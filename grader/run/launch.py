@@ -1,6 +1,9 @@
 """Start bubblewrap for a job: as a fresh unprivileged uid when the grader runs as root.
 
-    python -I -m grader.run.launch [--uid UID --expose PATH...] -- bwrap ARGS...
+    python -I -m grader.run.launch [--cpu N] [--uid UID --expose PATH...] -- bwrap ARGS...
+
+`--cpu N` pins the job (or the warm worker, and every job it forks) to CPU N first: one job per
+CPU, so that TensorFlow's one-thread sessions never hand work across CPUs.
 
 Whatever the user, the grader's own memory ceiling (a soft RLIMIT_AS of the grading process)
 is lifted first: the job's limits are the child's to set, once its start-up is over.
@@ -86,6 +89,7 @@ def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="grader.run.launch")
     parser.add_argument("--uid", type=int, default=None)
     parser.add_argument("--expose", action="append", default=[])
+    parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
     argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
@@ -93,6 +97,8 @@ def main(args: list[str]) -> int:
         sys.stderr.write("grader.run.launch: a command, and --uid > 0 only as root\n")
         return EXIT_LAUNCH_FAILED
     try:
+        if opts.cpu is not None:
+            os.sched_setaffinity(0, {opts.cpu})
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
         if opts.uid is None:

@@ -14,7 +14,17 @@ import signal
 import time
 from collections.abc import Callable
 
-__all__ = ["Usage", "descendants", "kill_tree", "kill_uid", "of_uid", "usage"]
+__all__ = [
+    "Usage",
+    "children",
+    "descendants",
+    "kill_found",
+    "kill_tree",
+    "kill_uid",
+    "of_uid",
+    "private_mb",
+    "usage",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -30,19 +40,25 @@ def _stat(pid: int) -> list[str] | None:
     return raw[raw.rfind(")") + 2 :].split()
 
 
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it (one scan of /proc)."""
-    children: dict[int, list[int]] = {}
+def children() -> dict[int, list[int]]:
+    """Every process's children (one scan of /proc)."""
+    found: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat(int(entry))
             if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry))
+                found.setdefault(int(fields[1]), []).append(int(entry))
+    return found
+
+
+def descendants(root: int, tree: dict[int, list[int]] | None = None) -> list[int]:
+    """`root` and every process below it (one scan of /proc, unless `tree` is given)."""
+    children_of = children() if tree is None else tree
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
         out.append(pid)
-        todo.extend(children.get(pid, ()))
+        todo.extend(children_of.get(pid, ()))
     return out
 
 
@@ -96,6 +112,11 @@ def kill_uid(uid: int) -> None:
     _kill_until_gone(lambda: of_uid(uid))
 
 
+def kill_found(find: Callable[[], list[int]]) -> None:
+    """SIGKILL whatever `find()` returns, again until it returns no live process."""
+    _kill_until_gone(find)
+
+
 def _kill_until_gone(find: Callable[[], list[int]]) -> None:
     for _ in range(5):
         alive = [p for p in find() if _stat(p) is not None]
@@ -119,3 +140,19 @@ def of_uid(uid: int) -> list[int]:
             except OSError:
                 continue
     return out
+
+
+def private_mb(pids: list[int]) -> float:
+    """Memory that is the processes' own (private pages, resident or not shared): what a job
+    forked from a warm worker costs beyond the pages it shares with the worker. 0 for a
+    process whose map cannot be read."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                        total_kb += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total_kb / 1024

@@ -56,6 +56,12 @@ class Walls:
         shm_mb: size of `/dev/shm`. Defaults to `64`.
         env: the job's whole environment.
         seccomp: a memfd holding the job's seccomp filter (`grader.run.seccomp`), or None.
+        worker: the walls of a warm worker (`grader.run.warm`) instead of one job's: the same
+            allow-list, but one user namespace only (bwrap's second one, made for `--uid` and
+            `--disable-userns`, would lock the mounts and forbid the job namespaces the worker
+            builds for each job), no inputs, every place a job may write left for the worker to
+            cover with a fresh tmpfs per job, and the rest of the root read-only. Defaults to
+            `False`.
     """
 
     readonly: tuple[str, ...]
@@ -66,6 +72,7 @@ class Walls:
     shm_mb: int = 64
     env: dict[str, str] = field(default_factory=dict)
     seccomp: int | None = None
+    worker: bool = False
 
     def argv(self, command: list[str]) -> list[str]:
         """The bwrap command line that runs `command` behind these walls."""
@@ -73,9 +80,10 @@ class Walls:
         if exe is None:
             raise FileNotFoundError("bubblewrap (bwrap) is not installed")
         mb = 1024 * 1024
-        args = [exe, "--unshare-all", "--unshare-user", "--disable-userns"]
-        args += ["--die-with-parent", "--new-session"]
-        args += ["--uid", str(INNER_UID), "--gid", str(INNER_UID), "--hostname", "sandbox"]
+        args = [exe, "--unshare-all", "--unshare-user"]
+        if not self.worker:
+            args += ["--disable-userns", "--uid", str(INNER_UID), "--gid", str(INNER_UID)]
+        args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
         args += ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "sbin", "lib", "lib64"):
             if os.path.islink(f"/{link}"):  # merged /usr (Debian): keep the links
@@ -90,12 +98,7 @@ class Walls:
         for path in self.readonly:
             args += ["--ro-bind", path, path]
         args += _hide(self.hidden, self.readonly)
-        args += ["--size", str(_inputs_size(self.files)), "--tmpfs", f"{JOB_ROOT}/in"]
-        for fd, dest in self.files:
-            args += ["--perms", "0444", "--file", str(fd), dest]
-        args += ["--remount-ro", f"{JOB_ROOT}/in"]
-        args += ["--size", str(self.work_mb * mb), "--tmpfs", f"{JOB_ROOT}/work"]
-        args += ["--dev", "/dev", "--size", str(self.shm_mb * mb), "--tmpfs", "/dev/shm"]
+        args += self._places(mb)
         args += [
             "--proc",
             "/proc",
@@ -103,12 +106,35 @@ class Walls:
             "/sys/devices/system/cpu",
             "/sys/devices/system/cpu",
         ]
-        args += ["--chdir", f"{JOB_ROOT}/work", "--clearenv"]
+        if self.worker:
+            args += ["--remount-ro", "/"]
+        args += ["--chdir", "/" if self.worker else f"{JOB_ROOT}/work", "--clearenv"]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
         if self.seccomp is not None:
             args += ["--seccomp", str(self.seccomp)]
         return [*args, "--", *command]
+
+    def _places(self, mb: int) -> list[str]:
+        """The job's inputs, working folder and devices; for a worker, the places only (each
+        job gets fresh ones) and the device nodes bound one by one (bwrap's `--dev` needs its
+        second user namespace)."""
+        if self.worker:
+            args = ["--dir", f"{JOB_ROOT}/in", "--dir", f"{JOB_ROOT}/work", "--dir", "/dev/shm"]
+            for node in DEVICES:
+                args += ["--dev-bind", node, node]
+            for i, name in enumerate(("stdin", "stdout", "stderr")):
+                args += ["--symlink", f"/proc/self/fd/{i}", f"/dev/{name}"]
+            return [*args, "--symlink", "/proc/self/fd", "/dev/fd"]
+        args = ["--size", str(_inputs_size(self.files)), "--tmpfs", f"{JOB_ROOT}/in"]
+        for fd, dest in self.files:
+            args += ["--perms", "0444", "--file", str(fd), dest]
+        args += ["--remount-ro", f"{JOB_ROOT}/in"]
+        args += ["--size", str(self.work_mb * mb), "--tmpfs", f"{JOB_ROOT}/work"]
+        return [*args, "--dev", "/dev", "--size", str(self.shm_mb * mb), "--tmpfs", "/dev/shm"]
+
+
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
 def _inputs_size(files: tuple[tuple[int, str], ...]) -> int:
