@@ -21,6 +21,7 @@ CORPUS = ROOT / "tests" / "corpus"
 GRADER = [sys.executable, "-m", "grader"]
 
 CHILD = "grader.sandbox.child"  # the module the runner starts: `python -I -m grader.sandbox.child`
+ZYGOTE = "grader.sandbox.zygote"  # the warm runner's worker, which forks the jobs
 
 
 class _SandboxWatch:
@@ -34,7 +35,7 @@ class _SandboxWatch:
         if event != "subprocess.Popen" or self.test is None:
             return
         argv = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
-        if any(str(a) == CHILD for a in argv):
+        if any(str(a) in (CHILD, ZYGOTE) for a in argv):
             self.started += 1
 
 

@@ -51,10 +51,13 @@ def _outside_tmp() -> str | None:
 
 
 class Class:
-    """A class folder and an output folder the grader's user can use, and a way to grade it."""
+    """A class folder and an output folder the grader's user can use, and a way to grade it.
+    `runner`: "cold" or "warm" (every job on warm workers, NumPy ones too: the same attacks
+    against the warm walls); None: the grader's default."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, runner: str | None = None):
         self.mode = mode
+        self.runner = runner
         # Not under /tmp: the job's own /tmp would cover (and so hide) a leak of a folder there.
         self.base = Path(tempfile.mkdtemp(prefix="grader-attack-", dir=_outside_tmp()))
         self.base.chmod(0o755)
@@ -95,6 +98,9 @@ class Class:
         # working directory nor the path may become visible to the jobs.
         env = dict(os.environ, HOME=str(self.base), PYTHONDONTWRITEBYTECODE="1")
         env["PYTHONPATH"] = str(self.base)
+        if self.runner is not None:
+            command += ["--runner", self.runner]
+            env["GRADER_WARM_EVERY_JOB"] = "1" if self.runner == "warm" else "0"
         done = subprocess.run(
             [*command, *extra],
             capture_output=True,
@@ -128,9 +134,9 @@ class Class:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-@pytest.fixture
-def klass(mode):
-    made = Class(mode)
+@pytest.fixture(params=["cold", "warm"])
+def klass(mode, request):
+    made = Class(mode, request.param)
     yield made
     made.close()
 

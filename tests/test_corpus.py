@@ -287,8 +287,7 @@ EXPECTED = {
 SHORT_TIMEOUT = 8.0
 
 
-@pytest.fixture(scope="module")
-def graded(course, runner):
+def _expected_submissions(course) -> list[Submission]:
     subs = []
     for rel, (assignment, *_rest) in EXPECTED.items():
         spec = course.assignment(assignment)
@@ -297,8 +296,61 @@ def graded(course, runner):
                 spec, limits=dataclasses.replace(spec.limits, timeout_s=SHORT_TIMEOUT)
             )
         subs.append(Submission(rel, spec, CORPUS / rel))
-    results = grade_many(subs, runner, jobs=2)
+    return subs
+
+
+@pytest.fixture(scope="module")
+def graded(course, runner):
+    """The corpus on the cold runner (the `runner` fixture)."""
+    results = grade_many(_expected_submissions(course), runner, jobs=2)
     return {r.student: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def graded_warm(course):
+    """The same corpus on the warm runner (TensorFlow jobs forked from warm workers)."""
+    from grader.run.warm import WarmRunner
+
+    warm = WarmRunner(2)
+    try:
+        results = grade_many(_expected_submissions(course), warm, jobs=2)
+    finally:
+        warm.close()
+    return {r.student: r for r in results}
+
+
+def _seen(result) -> dict:
+    """What a student sees of a result: everything but timings, logs and the runner's words."""
+    return {
+        "run_status": result.run_status,
+        "score": result.score,
+        "problems": result.problems,
+        "notes": result.notes,
+        "checks": [
+            (c.name, c.status, c.points, c.message, c.expected, c.got) for c in result.checks
+        ],
+    }
+
+
+def test_warm_and_cold_runners_give_identical_results(course, graded, graded_warm):
+    differ = []
+    for rel, cold in graded.items():
+        warm = graded_warm[rel]
+        tensorflow = any("runner: warm" in line for line in warm.isolation)
+        if course.assignment(cold.assignment).drawn_calls:
+            # fresh secret arguments every run: the same verdicts, other numbers in the messages
+            same = [(c.status, c.points) for c in cold.checks] == [
+                (c.status, c.points) for c in warm.checks
+            ]
+        else:
+            same = _seen(cold) == _seen(warm)
+        if not same:
+            differ.append(
+                f"{rel} (warm: {tensorflow}):\n  cold {_seen(cold)}\n  warm {_seen(warm)}"
+            )
+    assert not differ, "\n".join(differ)
+    ran_warm = [r for r in graded_warm.values() if any("runner: warm" in x for x in r.isolation)]
+    assert len(ran_warm) >= 20, "most of the corpus uses TensorFlow: it must have run warm"
 
 
 def test_every_submission_was_graded(graded):

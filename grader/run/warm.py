@@ -298,6 +298,9 @@ class WarmRunner:
         self.workers: list[_Worker] = []
         self.lock = threading.Lock()
         self.closed = False
+        # NumPy jobs too, on warm workers: how the attack tests run the same attacks against
+        # the warm walls (their honest submissions and most attacks use no TensorFlow).
+        self.every_job = os.environ.get("GRADER_WARM_EVERY_JOB") == "1"
         if self.why_cold is None:
             for cpu in self.cpus:  # start them all at once, in the background
                 threading.Thread(target=self._start, args=(cpu,), daemon=True).start()
@@ -335,8 +338,9 @@ class WarmRunner:
         )
 
     def run(self, job: Job) -> RunOutcome:
-        if not job.tensorflow or self.why_cold is not None and not self.workers:
-            return self._cold(job, "" if not job.tensorflow else self.why_cold)
+        numpy_only = not job.tensorflow and not self.every_job
+        if numpy_only or self.why_cold is not None and not self.workers:
+            return self._cold(job, "" if numpy_only else self.why_cold)
         worker = self.idle.get()
         if worker is None:  # this slot's worker could not start
             self.idle.put(None)
