@@ -48,6 +48,19 @@ def diagnose() -> tuple[list[tuple[str, str]], str, bool]:
     why = walls.probe()
     rows.append(("sandbox test", "passed" if why is None else f"failed: {why}"))
     if why is None:
+        from grader.run.warm import warm_available
+
+        warm = warm_available()
+        rows.append(
+            (
+                "warm workers",
+                "available: TensorFlow imported once per worker, each job forked behind its "
+                "own walls"
+                if warm is None
+                else f"unavailable ({warm}): every job starts a fresh interpreter (cold runner)",
+            )
+        )
+    if why is None:
         who = "a fresh unprivileged uid per job" if root else "your own uid inside a user namespace"
         verdict = (
             f"Student code runs behind bubblewrap's walls, as {who}: it sees only the "

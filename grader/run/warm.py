@@ -23,6 +23,7 @@ it, and would be charged its pages: they go to the cold runner. Where the worker
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import queue
@@ -57,13 +58,37 @@ MB = 1024 * 1024
 TMP_MB, SHM_MB, WORK_MB = 256, 64, 1024  # as a cold job's (grader.run.walls.Walls)
 
 
+@functools.cache
 def warm_available() -> str | None:
-    """None when warm workers can run here, else why not."""
+    """None when warm workers can run here, else why not (one line): a worker's walls are
+    built once, with one job's walls inside them (no TensorFlow, so it takes a second)."""
     if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
         return "this platform has no fork"
-    if seccomp.job_program() is None:
+    program = seccomp.job_program()
+    if program is None:
         return "no seccomp filter for this architecture"
-    return walls.probe()
+    if (why := walls.probe()) is not None:
+        return why
+    fence = walls.Walls(readonly=walls.readable_paths(), env=_child_env(JOB_WORK), worker=True)
+    zygote = [sys.executable, "-I", "-m", "grader.sandbox.zygote", "--probe", program.hex()]
+    launch = [sys.executable, "-I", "-m", "grader.run.launch"]
+    if os.geteuid() == 0:
+        launch += ["--uid", "65534", *(a for p in fence.readonly for a in ("--expose", p))]
+    try:
+        done = subprocess.run(
+            [*launch, "--", *fence.argv(zygote)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"a warm worker could not start: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        return f"a warm worker cannot build a job's walls here: {lines[-1]}"
+    return None
 
 
 class WorkerFailed(Exception):
