@@ -78,8 +78,8 @@ _CLASS = _ENV.from_string(
 <p class="muted">{{ results|length }} submission(s), {{ students|length }} student(s)</p>
 {% for uri in histograms %}<figure><img alt="score distribution" src="{{ uri }}"><figcaption>score distribution</figcaption></figure>{% endfor %}
 <h2>Students</h2>
-<table><tr><th>student</th><th>assignment</th><th>score</th><th>run</th><th>time (s)</th><th>feedback</th></tr>
-{% for r, link in rows %}<tr><td>{{ r.student }}</td><td>{{ r.assignment }}</td><td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td><td>{{ r.run_status }}</td><td>{{ "%.1f"|format(r.timing.get("total_s", 0)) }}</td><td>{% if link %}<a href="{{ link }}">feedback</a>{% endif %}</td></tr>
+<table><tr><th>student</th><th>assignment</th><th>score</th><th>run</th><th>time (s)</th><th title="the student's own code, inside the job">their code (s)</th><th title="resident memory of the job at its peak">memory (MB)</th><th title="memory that was the job's own, beyond what it shared with a warm worker">own memory (MB)</th><th>feedback</th></tr>
+{% for r, link in rows %}<tr><td>{{ r.student }}</td><td>{{ r.assignment }}</td><td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td><td>{{ r.run_status }}</td><td>{{ "%.1f"|format(r.timing.get("total_s", 0)) }}</td><td>{{ "%.1f"|format(r.timing.get("student_s", 0)) }}</td><td>{{ "%.0f"|format(r.timing.get("peak_rss_mb", 0)) }}</td><td>{{ "%.0f"|format(r.timing.get("private_mb", 0)) }}</td><td>{% if link %}<a href="{{ link }}">feedback</a>{% endif %}</td></tr>
 {% endfor %}</table>
 <h2>Pass rate per check</h2>
 <table><tr><th>assignment</th><th>check</th><th>passed</th><th>failed</th><th>skipped</th><th>pass rate</th></tr>
