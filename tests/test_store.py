@@ -55,7 +55,14 @@ def a_result(student="ada", assignment="perceptron", status="completed", points=
         },
         figures={
             "loss_curve": {"loss_record": [3.0, 2.0, 1.0, float("nan")]},
-            "boundary": {"extent": [0, 1, 0, 1], "predicted": [[0, 1], [1, 1]], "formula": "x"},
+            "boundary": {
+                "extent": [0, 1, 0, 1],
+                "predicted": [[0, 1], [1, 1]],
+                "truth": [[-1.0, 0.5], [0.5, 1.0]],
+                "points": [[0.2, 0.3], [0.8, 0.9]],
+                "classes": [0, 1],
+                "formula": "x1 + x2 - 1 = 0",
+            },
         },
     )
 
@@ -424,3 +431,21 @@ def test_kill_9_then_grade_again_resumes_and_the_gradebook_is_whole(tmp_path):
     assert set(rows) == {"zed", *students}
     assert all(float(r["recursion:total"]) == 10 for r in rows.values())
     assert len(list(out.glob("*/recursion/feedback.html"))) == 6
+
+
+def test_a_students_page_is_drawn_again_only_when_its_result_changed(tmp_path):
+    import dataclasses
+
+    from grader.report.pages import write_pages
+
+    result = a_result()
+    write_pages([result], tmp_path)
+    page = tmp_path / "ada" / "perceptron" / "feedback.html"
+    first = page.stat().st_mtime_ns, page.read_text()
+    assert first[1].startswith("<!doctype html>\n<!-- grader-page ")
+    write_pages([result], tmp_path)
+    assert (page.stat().st_mtime_ns, page.read_text()) == first  # left as it was
+    write_pages([dataclasses.replace(result, notes=("another note",))], tmp_path)
+    assert "another note" in page.read_text()
+    write_pages([result], tmp_path, {"perceptron": {"loss_curve": {"loss_record": [4.0, 1.0]}}})
+    assert page.read_text() != first[1]  # the reference's figures changed
