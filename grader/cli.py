@@ -237,6 +237,7 @@ class _ClassProgress:
             TextColumn("{task.description}"),
             console=console,
             transient=True,
+            speed_estimate_period=300,  # jobs of seconds each: a rate over minutes, not 30 s
         )
         self.task = self.progress.add_task("", total=total, reused=0)
         self.reused = 0

@@ -449,3 +449,24 @@ def test_a_students_page_is_drawn_again_only_when_its_result_changed(tmp_path):
     assert "another note" in page.read_text()
     write_pages([result], tmp_path, {"perceptron": {"loss_curve": {"loss_record": [4.0, 1.0]}}})
     assert page.read_text() != first[1]  # the reference's figures changed
+
+
+def test_the_progress_bar_counts_reused_results_apart_so_its_eta_is_of_real_grading():
+    import dataclasses
+    import io
+
+    from rich.console import Console
+    from rich.progress import TimeRemainingColumn
+
+    from grader.cli import _ClassProgress
+
+    console = Console(file=io.StringIO(), force_terminal=False)
+    with _ClassProgress(console, 10) as bar:
+        for i in range(7):  # the store's results come first ...
+            bar.done(dataclasses.replace(a_result(student=f"s{i}"), reused=True))
+        bar.done(a_result(student="gone", status="missing"))  # ... and those without a file
+        task = bar.progress.tasks[0]
+        assert (task.total, task.completed, task.fields["reused"]) == (2, 0, 7)
+        bar.done(a_result(student="new"))  # then the grading: the rate counts only this
+        assert (task.completed, task.remaining) == (1, 1)
+        assert any(isinstance(c, TimeRemainingColumn) for c in bar.progress.columns)
