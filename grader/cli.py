@@ -340,7 +340,13 @@ def _json_summary(results: list, out: Path, gradebook: Path) -> dict:
         }
         for r in results
     ]
-    return {"gradebook": str(gradebook), "submissions": summary}
+    reused = sum(r.reused for r in results)
+    return {
+        "gradebook": str(gradebook),
+        "graded": len(results) - reused,
+        "reused": reused,
+        "submissions": summary,
+    }
 
 
 def _print_summary(results: list, out: Path, gradebook: Path, broken: list, console) -> None:

@@ -307,8 +307,9 @@ def test_a_regrade_runs_only_what_changed_and_force_runs_all(tmp_path, counted):
     assert scores == {"ada": 10, "bob": 6, "cy": 0}
 
     counted.clear()
-    _, second = grade_here(cls, "-a", "recursion", "--out", out)
+    summary, second = grade_here(cls, "-a", "recursion", "--out", out)
     assert counted == []  # not one sandbox job
+    assert (summary["graded"], summary["reused"]) == (0, 3)
     assert reused(second) == {"ada": True, "bob": True, "cy": True}
     assert {s["student"]: s["score"] for s in second} == scores
 
