@@ -207,67 +207,6 @@ def check(ctx: click.Context, file: Path, assignment: str, as_json: bool) -> Non
         ctx.exit(EXIT_FAILED)
 
 
-class _ClassProgress:
-    """The progress bar of a class. Its count and ETA are of the submissions graded in this
-    run: the results the store already had (and the submissions without a file) arrive first,
-    before any grading, and are taken off the total and counted apart, so that the rate the
-    ETA divides by is that of real grading only (rich resets its rate when the total changes,
-    which here happens before the first real sample)."""
-
-    def __init__(self, console: Console, total: int) -> None:
-        import threading
-
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("grading"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("({task.fields[reused]} reused)"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.description}"),
-            console=console,
-            transient=True,
-            speed_estimate_period=300,  # jobs of seconds each: a rate over minutes, not 30 s
-        )
-        self.task = self.progress.add_task("", total=total, reused=0)
-        self.reused = 0
-        self._lock = threading.Lock()  # on_result comes from the grading threads
-
-    def __enter__(self) -> _ClassProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def done(self, r) -> None:
-        from grader.run.store import NOT_KEPT
-
-        where = f"{r.student}/{r.assignment}"
-        with self._lock:
-            if r.reused or r.run_status in NOT_KEPT:
-                self.reused += int(r.reused)
-                total = self.progress.tasks[0].total or 0
-                self.progress.update(
-                    self.task, total=max(0, total - 1), reused=self.reused, description=where
-                )
-            else:
-                self.progress.update(self.task, advance=1, description=where)
-
-    def say(self, what: str) -> None:
-        self.progress.update(self.task, description=what)
-
-
 def _grade_dir(
     ctx,
     directory: Path,
@@ -286,7 +225,7 @@ def _grade_dir(
     from grader.context import grading
     from grader.pipeline import find_submissions
     from grader.references import reference_figures
-    from grader.report.terminal import write_class_outputs
+    from grader.report.terminal import ClassProgress, write_class_outputs
     from grader.run.store import ResultStore
 
     course = _course(ctx)
@@ -305,7 +244,7 @@ def _grade_dir(
         store.prune(names, {(s.student, s.assignment.name) for s in subs if s.path is not None})
     with (
         grading(course, jobs=jobs, sandbox=sandbox) as grader_ctx,
-        _ClassProgress(console, len(subs)) as progress,
+        ClassProgress(console, len(subs)) as progress,
     ):
         results = grader_ctx.grade_many(subs, on_result=progress.done, store=store, force=force)
         # The references' own loss curves, for the feedback pages (cached per user).

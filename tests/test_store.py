@@ -459,10 +459,10 @@ def test_the_progress_bar_counts_reused_results_apart_so_its_eta_is_of_real_grad
     from rich.console import Console
     from rich.progress import TimeRemainingColumn
 
-    from grader.cli import _ClassProgress
+    from grader.report.terminal import ClassProgress
 
     console = Console(file=io.StringIO(), force_terminal=False)
-    with _ClassProgress(console, 10) as bar:
+    with ClassProgress(console, 10) as bar:
         for i in range(7):  # the store's results come first ...
             bar.done(dataclasses.replace(a_result(student=f"s{i}"), reused=True))
         bar.done(a_result(student="gone", status="missing"))  # ... and those without a file
