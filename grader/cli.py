@@ -59,6 +59,13 @@ runner_option = click.option(
 )
 
 
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Grade every submission again, even those whose stored result is still valid.",
+)
+
+
 unsafe_option = click.option(
     "--unsafe-no-sandbox",
     "unsafe",
@@ -226,12 +233,14 @@ def _grade_dir(
     nbgrader_db: str | None = None,
     sandbox: str = "auto",
     runner: str = "auto",
+    force: bool = False,
+    prune: bool = False,
 ) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from grader.context import grading
     from grader.pipeline import find_submissions
-    from grader.report.terminal import write_class_outputs
+    from grader.references import reference_figures
+    from grader.report.terminal import ClassProgress, write_class_outputs
+    from grader.run.store import ResultStore
 
     course = _course(ctx)
     specs = [course.assignment(n) for n in names]
@@ -242,31 +251,22 @@ def _grade_dir(
         raise GraderError(
             f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
         )
+    # Every result is stored the moment it is made (OUT/.grader/results): a re-grade runs only
+    # what changed, a killed run resumes, and the class outputs are rebuilt from all of it.
+    store = ResultStore.under(out, salt={"sandbox": sandbox})
+    if prune:
+        store.prune(names, {(s.student, s.assignment.name) for s in subs if s.path is not None})
     with (
         grading(course, jobs=jobs, sandbox=sandbox, kind=runner) as grader_ctx,
-        Progress(
-            TextColumn("grading"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=console,
-            transient=True,
-        ) as progress,
+        ClassProgress(console, len(subs)) as progress,
     ):
-        task = progress.add_task("", total=len(subs))
-
-        def done(r):
-            progress.update(task, advance=1, description=f"{r.student}/{r.assignment}")
-
-        results = grader_ctx.grade_many(subs, on_result=done)
-        # The references' own loss curves, for the feedback pages (cached under OUT).
-        progress.update(task, description="the references, for comparison")
-        from grader.references import reference_figures
-
-        graded = sorted({s.assignment.name for s in subs if s.path is not None})
-        references = reference_figures(grader_ctx, graded, cache=out / ".reference")
-    gradebook = write_class_outputs(results, out, references)
+        results = grader_ctx.grade_many(subs, on_result=progress.done, store=store, force=force)
+        # The references' own loss curves, for the feedback pages (cached per user).
+        progress.say("the references, for comparison")
+        everything = store.latest()  # this run's results and every earlier one under OUT
+        shown = sorted({r.assignment for r in everything if r.file} & set(course.names()))
+        references = reference_figures(grader_ctx, shown)
+    gradebook = write_class_outputs(everything, out, references)
     if nbgrader_db:
         from grader.integrations.nbgrader import write_scores
 
@@ -287,12 +287,19 @@ def _json_summary(results: list, out: Path, gradebook: Path) -> dict:
             "score": r.score,
             "max_score": r.max_score,
             "run_status": r.run_status,
+            "reused": r.reused,
             "results": str(out / r.student / r.assignment / "results.json"),
             "feedback": str(out / r.student / r.assignment / "feedback.html"),
         }
         for r in results
     ]
-    return {"gradebook": str(gradebook), "submissions": summary}
+    reused = sum(r.reused for r in results)
+    return {
+        "gradebook": str(gradebook),
+        "graded": len(results) - reused,
+        "reused": reused,
+        "submissions": summary,
+    }
 
 
 def _print_summary(results: list, out: Path, gradebook: Path, broken: list, console) -> None:
@@ -304,8 +311,10 @@ def _print_summary(results: list, out: Path, gradebook: Path, broken: list, cons
         if r.problems and r.run_status not in ("completed", "missing"):
             line = f"{r.student}/{r.assignment}: {r.problems[0].splitlines()[0]}"
             console.print(Text(printable(line), style="dim"))
+    reused = sum(r.reused for r in results)
     console.print(
-        f"graded {len(results)} submission(s); results in {out}/<student>/<assignment>/results.json"
+        f"graded {len(results) - reused}, reused {reused} (unchanged since they were graded; "
+        f"--force grades them again); results in {out}/<student>/<assignment>/results.json"
     )
     console.print(f"gradebook: {gradebook}; class page: {out / 'index.html'}")
     if broken:
@@ -334,6 +343,13 @@ def _print_summary(results: list, out: Path, gradebook: Path, broken: list, cons
     metavar="URL",
     help="Also write the scores into an nbgrader gradebook, e.g. sqlite:///gradebook.db.",
 )
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Forget the stored results of the assignments graded now whose file is no longer "
+    "in DIRECTORY (by default they are kept).",
+)
+@force_option
 @jobs_option
 @runner_option
 @unsafe_option
@@ -346,6 +362,8 @@ def grade(
     out: Path,
     as_json: bool,
     nbgrader_db: str | None,
+    prune: bool,
+    force: bool,
     jobs: int,
     runner: str,
     unsafe: bool,
@@ -353,14 +371,27 @@ def grade(
     """Grade a class: DIRECTORY/<student>/<assignment>.py|.ipynb.
 
     Writes OUT/<student>/<assignment>/results.json (Gradescope schema) and feedback.html,
-    OUT/gradebook.csv (written atomically) and the class page OUT/index.html. A broken
-    submission never stops the others. Exit 0 when graded (whatever the scores), 1 when some
-    submission could not be graded for the grader's own reasons, 2 for a usage error.
+    OUT/gradebook.csv and the class page OUT/index.html. A broken submission never stops the
+    others. Exit 0 when graded (whatever the scores), 1 when some submission could not be
+    graded for the grader's own reasons, 2 for a usage error.
+
+    Re-grading and resuming: every result is stored in OUT/.grader/ the moment it is made,
+    keyed by a hash of the submission, the spec, the reference, the data set and the grader.
+    A new run into the same OUT reuses every result whose key still matches and grades only
+    what changed (--force: everything); a run that was killed resumes where it stopped.
+
+    The gradebook and the pages are rebuilt at the end of each run from every result stored
+    in OUT (the latest per student and assignment), written atomically: grading another
+    assignment or another folder into the same OUT adds to them, and until a run completes
+    the previous ones stay as they were. A submission no longer in DIRECTORY keeps its last
+    result (nothing graded is lost; a student with no file shows as missing only when nothing
+    was graded for them before); --prune forgets those of the assignments graded now.
 
     \b
     Examples:
       grader grade submissions/ --assignment perceptron --out results/
       grader grade submissions/ --all --out results/ --jobs 2
+      grader grade submissions/ --all --out results/ --force   # grade everything again
     """
     if bool(assignment) == bool(all_):
         raise click.UsageError("give --assignment NAME or --all")
@@ -378,6 +409,8 @@ def grade(
         nbgrader_db=nbgrader_db,
         sandbox=_sandbox(unsafe),
         runner=runner,
+        force=force,
+        prune=prune,
     )
     ctx.exit(code)
 
@@ -485,11 +518,12 @@ def doctor() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     show_default=True,
 )
+@force_option
 @jobs_option
 @runner_option
 @unsafe_option
 @click.pass_context
-def demo(ctx: click.Context, out: Path, jobs: int, runner: str, unsafe: bool) -> None:
+def demo(ctx: click.Context, out: Path, force: bool, jobs: int, runner: str, unsafe: bool) -> None:
     """Grade the bundled example class (correct, partly correct and broken submissions).
 
     \b
@@ -516,6 +550,7 @@ def demo(ctx: click.Context, out: Path, jobs: int, runner: str, unsafe: bool) ->
         missing=False,
         sandbox=_sandbox(unsafe),
         runner=runner,
+        force=force,
     )
     console.print(
         f"[bold]demo results are in {out.resolve()}[/bold] (open gradebook.csv, or any results.json)"

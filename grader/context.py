@@ -21,6 +21,7 @@ from grader.pipeline import Options, Submission, grade_file, grade_many
 from grader.results import SubmissionResult
 from grader.run import walls
 from grader.run.runner import ColdRunner, Runner
+from grader.run.store import ResultStore
 
 __all__ = ["RUNNERS", "Context", "grading", "make_runner"]
 
@@ -50,9 +51,16 @@ class Context:
         self,
         submissions: list[Submission],
         on_result: Callable[[SubmissionResult], None] | None = None,
+        *,
+        store: ResultStore | None = None,
+        force: bool = False,
     ) -> list[SubmissionResult]:
-        """Grade submissions `jobs` at a time; one broken submission never stops the others."""
-        return grade_many(submissions, self.runner, jobs=self.jobs, on_result=on_result)
+        """Grade submissions `jobs` at a time; one broken submission never stops the others.
+        With a `store`, only what it does not have is graded (all of it with `force`); see
+        `grader.pipeline.grade_many`."""
+        return grade_many(
+            submissions, self.runner, jobs=self.jobs, on_result=on_result, store=store, force=force
+        )
 
 
 RUNNERS = ("auto", "warm", "cold")

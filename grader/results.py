@@ -7,6 +7,7 @@ Statuses: `passed`, `failed` (the student's work is wrong, or their code crashed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -49,6 +50,9 @@ class SubmissionResult:
     data: dict = field(default_factory=dict)  # which data set graded it: name, sizes, checksum
     # Plain numbers for the feedback page's plots (see _figures); not part of results.json.
     figures: dict = field(default_factory=dict, repr=False)
+    # Taken from the result store (`grader.run.store`), not graded in this run. Not data of
+    # the submission: never stored, never compared.
+    reused: bool = field(default=False, compare=False)
 
     @property
     def score(self) -> float:
@@ -107,6 +111,24 @@ class SubmissionResult:
                 "log": self.log,
             },
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything of the result as plain JSON data (`from_dict` gives it back whole,
+        figures included); `reused` is left out: it says where a result came from, not what
+        it is."""
+        data = dataclasses.asdict(self)
+        del data["reused"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
+        """The result `to_dict` wrote. Raises KeyError or TypeError for data of another shape."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"reused"}
+        values = {k: v for k, v in data.items() if k in names}
+        values["checks"] = tuple(CheckResult(**c) for c in data["checks"])
+        for name in ("problems", "notes", "isolation"):
+            values[name] = tuple(data.get(name, ()))
+        return cls(**values)
 
 
 def write_atomic(path: Path, text: str) -> None:

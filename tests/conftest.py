@@ -11,7 +11,10 @@ here: those tests carry the mark by hand.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,35 @@ class _SandboxWatch:
 
 _watch = _SandboxWatch()
 sys.addaudithook(_watch)  # audit hooks cannot be removed: it only counts, and only during a test
+
+
+USER_CACHE = "GRADER_CACHE"  # grader.run.store.ENV_CACHE: the per-user cache's folder
+_saved_cache: list[str | None] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The per-user cache (reference runs) goes to a temporary folder for the whole session,
+    set before any test or fixture runs so that every `grader` a test starts inherits it: no
+    test writes the real ~/.cache/grader, and none is helped by what an earlier run left."""
+    _saved_cache.append(os.environ.get(USER_CACHE))
+    os.environ[USER_CACHE] = tempfile.mkdtemp(prefix="grader-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _saved_cache:
+        return
+    shutil.rmtree(os.environ.get(USER_CACHE, ""), ignore_errors=True)
+    old = _saved_cache.pop()
+    if old is None:
+        os.environ.pop(USER_CACHE, None)
+    else:
+        os.environ[USER_CACHE] = old
+
+
+@pytest.fixture
+def user_cache() -> Path:
+    """The session's temporary per-user cache folder."""
+    return Path(os.environ[USER_CACHE])
 
 
 def _slow(item: pytest.Item) -> bool:

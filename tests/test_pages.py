@@ -110,7 +110,7 @@ def test_hidden_check_shows_no_message(course, runner, tmp_path):
     assert "refine(0.25, 3.0, 1.1, 0.5) is 0.3667" in page  # a visible one's
 
 
-def test_demo_grades_the_example_class_and_its_pages_render(tmp_path):
+def test_demo_grades_the_example_class_and_its_pages_render(tmp_path, user_cache):
     """`grader demo` grades the example class, writes the gradebook, the class page and every
     student's page (with the reference's loss curve); all render in Chromium."""
     out = subprocess.run(
@@ -127,7 +127,8 @@ def test_demo_grades_the_example_class_and_its_pages_render(tmp_path):
     assert len(rows) >= 3 and totals[0] < totals[-1]  # weaker and stronger students
     page = (tmp_path / "demo" / "alice" / "perceptron" / "feedback.html").read_text()
     assert "loss curve: your recorded loss, and the reference&#39;s (dashed)" in page
-    assert list((tmp_path / "demo" / ".reference").glob("perceptron-*.json"))  # cached
+    assert list((user_cache / "reference").glob("perceptron-*.json"))  # cached per user
+    assert not (tmp_path / "demo" / ".reference").exists()
     pages = sorted((tmp_path / "demo").glob("*/*/feedback.html"))
     assert len(pages) == 13
     for page in [tmp_path / "demo" / "index.html", *pages]:

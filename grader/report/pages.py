@@ -9,7 +9,9 @@ their message.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
@@ -19,6 +21,7 @@ from jinja2 import Environment
 
 from grader.results import SubmissionResult, write_atomic
 from grader.run.names import name_problem
+from grader.run.store import grader_fingerprint
 
 _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -299,15 +302,36 @@ def class_page(results: list[SubmissionResult]) -> str:
 
 def write_pages(results: list[SubmissionResult], out: Path, references: dict | None = None) -> Path:
     """`OUT/<student>/<assignment>/feedback.html` for each result (with the reference's loss
-    curve when `references` has it), and `OUT/index.html`."""
+    curve when `references` has it), and `OUT/index.html`. A student's page that was drawn from
+    exactly this result, this reference and this grader is left as it is (drawing the plots is
+    the slow part of re-grading an unchanged class); the class page is always drawn again."""
     for r in results:
         if name_problem(r.student) is not None:  # refused: no folder of its own
             continue
-        page = submission_page(r, (references or {}).get(r.assignment))
-        write_atomic(out / r.student / r.assignment / "feedback.html", page)
+        reference = (references or {}).get(r.assignment)
+        path = out / r.student / r.assignment / "feedback.html"
+        head = f"<!doctype html>\n<!-- grader-page {_page_digest(r, reference)} -->\n"
+        if _starts_with(path, head):
+            continue
+        page = submission_page(r, reference).removeprefix("<!doctype html>\n")
+        write_atomic(path, head + page)
     index = out / "index.html"
     write_atomic(index, class_page(results))
     return index
+
+
+def _page_digest(result: SubmissionResult, reference: dict | None) -> str:
+    """What a student's page is drawn from: the result, the reference's figures, the grader."""
+    data = [result.to_dict(), reference, grader_fingerprint()]
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _starts_with(path: Path, text: str) -> bool:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return fh.read(len(text)) == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 __all__ = ["class_page", "submission_page", "write_pages"]

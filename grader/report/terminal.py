@@ -1,9 +1,10 @@
-"""Reports: views of results (terminal tables, the gradebook CSV). Nothing here grades."""
+"""Reports: views of results (terminal tables, a class's progress bar, the gradebook CSV)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from grader.results import SubmissionResult, write_atomic, write_results_json
 from grader.run.names import name_problem, printable
+from grader.run.store import NOT_KEPT
 
 OUTPUT_LINES = 15
 STYLE = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}
@@ -126,3 +128,60 @@ def class_summary(results: list[SubmissionResult]) -> Table:
             cells.append(Text(label, style=style))
         table.add_row(Text(printable(student)), *cells)
     return table
+
+
+class ClassProgress:
+    """The progress bar of a class. Its count and ETA are of the submissions graded in this
+    run: the results the store already had (and the submissions without a file) arrive first,
+    before any grading, and are taken off the total and counted apart, so that the rate the
+    ETA divides by is that of real grading only (rich resets its rate when the total changes,
+    which here happens before the first real sample)."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("({task.fields[reused]} reused)"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
+            speed_estimate_period=300,  # jobs of seconds each: a rate over minutes, not 30 s
+        )
+        self.task = self.progress.add_task("", total=total, reused=0)
+        self.reused = 0
+        self._lock = threading.Lock()  # on_result comes from the grading threads
+
+    def __enter__(self) -> ClassProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def done(self, r: SubmissionResult) -> None:
+        where = f"{r.student}/{r.assignment}"
+        with self._lock:
+            if r.reused or r.run_status in NOT_KEPT:
+                self.reused += int(r.reused)
+                total = self.progress.tasks[0].total or 0
+                self.progress.update(
+                    self.task, total=max(0, total - 1), reused=self.reused, description=where
+                )
+            else:
+                self.progress.update(self.task, advance=1, description=where)
+
+    def say(self, what: str) -> None:
+        self.progress.update(self.task, description=what)

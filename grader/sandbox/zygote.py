@@ -405,7 +405,7 @@ def probe(job_filter: bytes) -> int:
             _job({"calls": False, "files": [], "sizes": sizes}, [w for _, w in pipes], job_filter)
         except BaseException as exc:  # noqa: BLE001
             _setup_failed(pipes[-1][1], exc)
-    for r, w in pipes:
+    for _r, w in pipes:
         os.close(w)
     _, status = os.waitpid(pid, 0)
     said = os.read(pipes[-1][0], 4096).decode(errors="replace").strip()
