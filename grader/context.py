@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from grader.course.discovery import Course, find_course
 from grader.course.spec import Assignment
@@ -60,6 +61,7 @@ def grading(
     jobs: int = 1,
     sandbox: str = "auto",
     runner: Runner | None = None,
+    scheduler: Any = None,
 ) -> Iterator[Context]:
     """A `Context` for the duration of a `with` block; the runner is closed at the end.
 
@@ -71,12 +73,24 @@ def grading(
             none, said in every result: a student's self-check on their own laptop).
             Defaults to `"auto"`.
         runner: a runner to use instead of a new cold runner (it is not closed here).
+        scheduler: grade on a Dask cluster instead of this machine: the scheduler's address
+            (`"tcp://HOST:8786"`), a `distributed.Client`, or a cluster object (`LocalCluster`,
+            `SLURMCluster`). Each job runs in a worker's own sandbox; `jobs` is then the
+            cluster's worker threads. Defaults to `None` (this machine).
     """
     found = course if isinstance(course, Course) else find_course(course)
     if sandbox == "best":
         sandbox = "auto" if walls.probe() is None else "none"
     own = runner is None
-    active: Runner = ColdRunner(slots=jobs, sandbox=sandbox) if runner is None else runner
+    if runner is not None:
+        active: Runner = runner
+    elif scheduler is not None:
+        from grader.run.cluster import DaskRunner  # needs `distributed`: only for a cluster
+
+        active = cluster = DaskRunner(scheduler, sandbox=sandbox)
+        jobs = cluster.slots
+    else:
+        active = ColdRunner(slots=jobs, sandbox=sandbox)
     try:
         yield Context(found, active, max(1, jobs))
     finally:
