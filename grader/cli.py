@@ -212,6 +212,7 @@ def _grade_dir(
     as_json: bool = False,
     nbgrader_db: str | None = None,
     sandbox: str = "auto",
+    scheduler: str | None = None,
 ) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -229,7 +230,7 @@ def _grade_dir(
             f"no submissions in {directory}: expected {directory}/<student>/<assignment>.py or .ipynb"
         )
     with (
-        grading(course, jobs=jobs, sandbox=sandbox) as grader_ctx,
+        grading(course, jobs=jobs, sandbox=sandbox, scheduler=scheduler) as grader_ctx,
         Progress(
             TextColumn("grading"),
             BarColumn(),
@@ -320,6 +321,14 @@ def _print_summary(results: list, out: Path, gradebook: Path, broken: list, cons
     metavar="URL",
     help="Also write the scores into an nbgrader gradebook, e.g. sqlite:///gradebook.db.",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:8786",
+    help="Run the submissions on this Dask cluster's workers (each in its own sandbox) instead "
+    "of this machine; the checks still run here, on data that never leaves it. --jobs is then "
+    "the cluster's worker threads. Needs pip install 'grader[cluster]'.",
+)
 @jobs_option
 @unsafe_option
 @click.pass_context
@@ -331,6 +340,7 @@ def grade(
     out: Path,
     as_json: bool,
     nbgrader_db: str | None,
+    scheduler: str | None,
     jobs: int,
     unsafe: bool,
 ) -> None:
@@ -345,6 +355,7 @@ def grade(
     Examples:
       grader grade submissions/ --assignment perceptron --out results/
       grader grade submissions/ --all --out results/ --jobs 2
+      grader grade submissions/ --all --out results/ --scheduler tcp://lab01:8786
     """
     if bool(assignment) == bool(all_):
         raise click.UsageError("give --assignment NAME or --all")
@@ -361,6 +372,7 @@ def grade(
         as_json=as_json,
         nbgrader_db=nbgrader_db,
         sandbox=_sandbox(unsafe),
+        scheduler=scheduler,
     )
     ctx.exit(code)
 
