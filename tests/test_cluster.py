@@ -5,6 +5,7 @@ like this machine does, serves each data set to each worker once, turns a Dask f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -100,7 +101,7 @@ def test_a_local_cluster_grades_as_this_machine_does(course, cluster):
 
 
 def test_a_data_set_travels_once_per_worker_not_once_per_job(course, client, monkeypatch):
-    from grader.run.cluster import DATA_KEY, DaskRunner
+    from grader.run.cluster import DATA_KEY, DaskRunner, _loaded
 
     scatters = []
     scatter = client.scatter
@@ -120,20 +121,17 @@ def test_a_data_set_travels_once_per_worker_not_once_per_job(course, client, mon
     dask = DaskRunner(client)
     try:
         results = grade_many(subs, dask, jobs=dask.slots)
-        held = client.has_what()  # worker -> the keys it holds
-        assert [r.run_status for r in results] == ["completed"] * 3, [r.problems for r in results]
-        assert [r.score for r in results] == [10, 10, 4]
-        assert len(scatters) == 1 and len(dask.scattered) == 1, scatters  # one data set, once
-        (key,) = dask.scattered
-        assert key.startswith(f"{DATA_KEY}-mnist-")
-        assert set(held) == set(client.scheduler_info(n_workers=-1)["workers"])
-        for keys in held.values():  # on every worker, once; no other copy of it anywhere
-            assert [k for k in keys if str(k).startswith(DATA_KEY)] == [key]
+        loaded = client.run(_loaded, sandbox="auto")  # worker -> the data sets it brought in
     finally:
         dask.close()
-    assert not client.has_what() or all(
-        not str(k).startswith(DATA_KEY) for keys in client.has_what().values() for k in keys
-    )  # released with the runner
+    assert [r.run_status for r in results] == ["completed"] * 3, [r.problems for r in results]
+    assert [r.score for r in results] == [10, 10, 4]
+    assert len(scatters) == 1 and len(dask.scattered) == 0, scatters  # one data set, sent once
+    (key,) = scatters[0]
+    assert key.startswith(f"{DATA_KEY}-mnist-")
+    ran_on = {r.isolation[0].split()[3] for r in results}  # the workers the 3 jobs ran on
+    assert {w for w, keys in loaded.items() if keys} == ran_on
+    assert all(keys in ([], [key]) for keys in loaded.values()), loaded  # once, whatever the jobs
 
 
 class _Broken:
@@ -156,7 +154,9 @@ def test_a_failing_worker_is_a_sandbox_error_not_a_crash(course, monkeypatch):
         dask = dask_cluster.DaskRunner(local)
         try:
             subs = [
-                Submission("ada", course.assignment("recursion"), ROOT / "reference" / "recursion.py")
+                Submission(
+                    "ada", course.assignment("recursion"), ROOT / "reference" / "recursion.py"
+                )
             ]
             (result,) = grade_many(subs, dask, jobs=1)
         finally:
@@ -257,3 +257,39 @@ def test_an_unreachable_scheduler_is_an_operator_error_naming_the_fix(tmp_path):
     assert out.returncode == 2, out.stdout + out.stderr
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in out.stderr
     assert "dask scheduler" in out.stderr
+
+
+def test_a_worker_without_the_data_gets_it_once_with_the_job(course, monkeypatch):
+    """A worker that joined after the scatter (or whose copy Dask dropped) answers so, gets the
+    job again with the data set as a dependency, and keeps it for the next jobs."""
+    import numpy as np
+
+    from grader.run.cluster import DaskRunner, _loaded
+
+    local = _local_cluster(processes=False)
+    try:
+        client = distributed.Client(local, set_as_default=False)
+        try:
+            first, second = sorted(client.scheduler_info(n_workers=-1)["workers"])
+            dask = DaskRunner(client, sandbox="none")
+            scatter = client.scatter
+            monkeypatch.setattr(
+                client, "scatter", lambda data, **kw: scatter(data, workers=[first])
+            )
+            job = dataclasses.replace(
+                _a_job(course), datasets={"mnist": {"train_x": np.arange(12.0).reshape(3, 4)}}
+            )
+            submit = client.submit
+            monkeypatch.setattr(  # every job on `second`, which was not sent the data
+                client, "submit", lambda *a, **kw: submit(*a, **{**kw, "workers": [second]})
+            )
+            outcomes = [dask.run(job) for _ in range(3)]
+            loaded = client.run(_loaded, sandbox="none")
+            dask.close()
+        finally:
+            client.close()
+    finally:
+        local.close()
+    assert [o.status for o in outcomes] == ["completed"] * 3, [o.message for o in outcomes]
+    assert all(o.isolation[0].split()[3] == second for o in outcomes)
+    assert loaded[first] == [] and len(loaded[second]) == 1  # brought once, for three jobs

@@ -9,7 +9,9 @@ the worker it ran on.
 
 The public data splits a job serves (MBs of images) travel once per worker, not once per job:
 each distinct data set is scattered to the workers once, under a key made from its content,
-and every job carries only the key; the worker puts the arrays back into the job.
+and every job carries only the key; each worker keeps the arrays it was sent and puts them
+back into the job. A worker without them (it joined later, or Dask dropped its copy) answers
+so, and gets the job again with the data as a dependency, once.
 
 Needs `distributed` (`pip install 'grader[cluster]'`), imported only when a scheduler is given.
 """
@@ -20,6 +22,7 @@ import asyncio
 import dataclasses
 import hashlib
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -38,6 +41,7 @@ __all__ = ["DaskRunner"]
 
 WAIT_FOR_WORKERS_S = 60.0  # how long a new runner waits for the first worker to join
 DATA_KEY = "grader-data"  # the prefix of a scattered data set's key
+KEPT_DATASETS = 4  # data sets a worker keeps (MNIST, Fashion-MNIST, CIFAR-10, ...)
 
 
 def _local_runner(sandbox: str, slots: int = 1) -> Runner:
@@ -47,7 +51,8 @@ def _local_runner(sandbox: str, slots: int = 1) -> Runner:
 
 
 class _WorkerRunner(distributed.WorkerPlugin):
-    """Keeps a worker process's local runner: made at the first job, closed at teardown.
+    """A worker process's local runner (made at its first job, closed at teardown) and the data
+    sets its jobs served (each loaded once, kept for the worker's life).
 
     Registered under one name per sandbox mode, idempotently: a later `DaskRunner` on the same
     cluster finds the runner already there (warm), and never replaces it under running jobs."""
@@ -55,17 +60,19 @@ class _WorkerRunner(distributed.WorkerPlugin):
     idempotent = True
 
     def __init__(self, sandbox: str):
-        self.sandbox = sandbox
-        self.runner: Runner | None = None
-        self.lock = threading.Lock()
-        self.slots = 1
+        self.__setstate__({"sandbox": sandbox})
 
     def __getstate__(self) -> dict[str, Any]:  # sent to the workers before any runner exists
         return {"sandbox": self.sandbox}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.sandbox = state["sandbox"]
-        self.runner, self.lock, self.slots = None, threading.Lock(), 1
+        self.sandbox: str = state["sandbox"]
+        self.runner: Runner | None = None
+        self.lock = threading.Lock()  # the runner's
+        self.data_lock = threading.Lock()
+        self.slots = 1
+        self.data: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self.loaded: list[str] = []  # the data sets' keys, each time one was brought in
 
     def setup(self, worker) -> None:
         self.slots = max(1, int(getattr(worker.state, "nthreads", 1)))
@@ -76,9 +83,31 @@ class _WorkerRunner(distributed.WorkerPlugin):
                 self.runner = _local_runner(self.sandbox, self.slots)
             return self.runner
 
+    def dataset(self, worker, key: str, given: Any = None) -> dict[str, np.ndarray] | None:
+        """The data set under `key`: `given` (the task brought it), kept here from an earlier
+        job, or still in this worker's memory from the scatter; None when none of these (the
+        client then sends the job again with the data as a dependency).
+
+        Why not always a dependency: Dask's memory manager drops the replicas no task waits
+        for, and a dependency would then bring the data to this worker again for every job."""
+        with self.data_lock:
+            if given is None and key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+            if given is None:
+                given = worker.data.get(key) if key in worker.data else None
+                if given is None:
+                    return None
+            self.data[key] = given
+            self.loaded.append(key)
+            while len(self.data) > KEPT_DATASETS:
+                self.data.popitem(last=False)
+            return given
+
     def teardown(self, worker) -> None:
-        with self.lock:
+        with self.lock, self.data_lock:
             runner, self.runner = self.runner, None
+            self.data.clear()
         if runner is not None:
             runner.close()
 
@@ -87,17 +116,41 @@ def _plugin_name(sandbox: str) -> str:
     return f"grader-runner-{sandbox}"
 
 
-def _run_on_worker(job: Job, datasets: dict[str, dict[str, np.ndarray]], sandbox: str):
-    """On a Dask worker: run `job` (its data sets put back) with the worker's local runner."""
-    worker = distributed.get_worker()
+def _plugin(worker, sandbox: str) -> _WorkerRunner:
     plugin = worker.plugins.get(_plugin_name(sandbox))
     if not isinstance(plugin, _WorkerRunner):
         raise RuntimeError(f"worker {worker.address} has no grader runner plugin")
+    return plugin
+
+
+@dataclasses.dataclass(frozen=True)
+class _NeedsData:
+    """A worker's answer when it does not hold a job's data set: send the job with it."""
+
+    keys: tuple[str, ...]
+
+
+def _run_on_worker(
+    job: Job, keys: dict[str, str], given: dict[str, Any], sandbox: str
+) -> RunOutcome | _NeedsData:
+    """On a Dask worker: run `job`, its data sets (name -> key; `given`: key -> the arrays
+    the task brought) put back, with the worker's local runner; its result names the worker."""
+    worker = distributed.get_worker()
+    plugin = _plugin(worker, sandbox)
+    found = {name: plugin.dataset(worker, key, given.get(key)) for name, key in keys.items()}
+    served = {name: arrays for name, arrays in found.items() if arrays is not None}
+    if len(served) < len(found):
+        return _NeedsData(tuple(keys[name] for name in found if name not in served))
     local = plugin.local()
-    outcome = local.run(dataclasses.replace(job, datasets=datasets))
+    outcome = local.run(dataclasses.replace(job, datasets=served))
     mode = getattr(local, "mode", sandbox)
     line = f"runner: dask worker {worker.address} ({type(local).__name__}); sandbox: {mode}"
     return dataclasses.replace(outcome, isolation=(line, *outcome.isolation))
+
+
+def _loaded(dask_worker, sandbox: str) -> list[str]:
+    """On a Dask worker (`client.run`): the keys of the data sets it loaded, once each time."""
+    return list(_plugin(dask_worker, sandbox).loaded)
 
 
 def content_key(name: str, arrays: dict[str, np.ndarray]) -> str:
@@ -163,10 +216,12 @@ class DaskRunner:
 
     def run(self, job: Job) -> RunOutcome:
         try:
-            data = {name: self._scatter(name, arrays) for name, arrays in job.datasets.items()}
-            bare = dataclasses.replace(job, datasets={})
-            future = self.client.submit(_run_on_worker, bare, data, self.sandbox, pure=False)
-            outcome = future.result()
+            keys = {name: self._scatter(name, arrays) for name, arrays in job.datasets.items()}
+            bare = dataclasses.replace(job, datasets={})  # the data go by key, not by job
+            outcome = self._submit(bare, keys, {})
+            if isinstance(outcome, _NeedsData):  # that worker has not got them: bring them
+                given = {key: self.scattered[key] for key in outcome.keys}
+                outcome = self._submit(bare, keys, given)
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - any Dask failure
             return RunOutcome(
                 "sandbox_error",
@@ -178,9 +233,13 @@ class DaskRunner:
             return RunOutcome("sandbox_error", f"a Dask worker returned {type(outcome).__name__}")
         return outcome
 
-    def _scatter(self, name: str, arrays: dict[str, np.ndarray]) -> distributed.Future:
-        """The future of a data set on the workers: scattered (to every worker) the first time
-        its content is seen, then reused for the runner's life."""
+    def _submit(self, job: Job, keys: dict[str, str], given: dict[str, Any]) -> Any:
+        future = self.client.submit(_run_on_worker, job, keys, given, self.sandbox, pure=False)
+        return future.result()
+
+    def _scatter(self, name: str, arrays: dict[str, np.ndarray]) -> str:
+        """The key of a data set on the workers: scattered (to every worker) the first time its
+        content is seen; its future is kept for the runner's life, so the data stays there."""
         with self._lock:
             ids = (name, tuple(id(a) for a in arrays.values()))
             known = self._keys.get(ids)  # the same arrays again (the splits are loaded once)
@@ -188,7 +247,7 @@ class DaskRunner:
             self._keys[ids] = (arrays, key)  # keeps the arrays alive: their ids stay theirs
             if key not in self.scattered:
                 self.scattered[key] = self.client.scatter({key: arrays}, broadcast=True)[key]
-            return self.scattered[key]
+            return key
 
     def close(self) -> None:
         """Release the scattered data; close the client if it was made here."""
