@@ -91,7 +91,7 @@ class _WorkerRunner(distributed.WorkerPlugin):
         Why not always a dependency: Dask's memory manager drops the replicas no task waits
         for, and a dependency would then bring the data to this worker again for every job."""
         with self.data_lock:
-            if given is None and key in self.data:
+            if key in self.data:  # (also when given: the job was sent again, and came here)
                 self.data.move_to_end(key)
                 return self.data[key]
             if given is None:
@@ -128,6 +128,7 @@ class _NeedsData:
     """A worker's answer when it does not hold a job's data set: send the job with it."""
 
     keys: tuple[str, ...]
+    worker: str
 
 
 def _run_on_worker(
@@ -140,7 +141,7 @@ def _run_on_worker(
     found = {name: plugin.dataset(worker, key, given.get(key)) for name, key in keys.items()}
     served = {name: arrays for name, arrays in found.items() if arrays is not None}
     if len(served) < len(found):
-        return _NeedsData(tuple(keys[name] for name in found if name not in served))
+        return _NeedsData(tuple(keys[n] for n in found if n not in served), worker.address)
     local = plugin.local()
     outcome = local.run(dataclasses.replace(job, datasets=served))
     mode = getattr(local, "mode", sandbox)
@@ -221,7 +222,7 @@ class DaskRunner:
             outcome = self._submit(bare, keys, {})
             if isinstance(outcome, _NeedsData):  # that worker has not got them: bring them
                 given = {key: self.scattered[key] for key in outcome.keys}
-                outcome = self._submit(bare, keys, given)
+                outcome = self._submit(bare, keys, given, outcome.worker)
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - any Dask failure
             return RunOutcome(
                 "sandbox_error",
@@ -233,8 +234,14 @@ class DaskRunner:
             return RunOutcome("sandbox_error", f"a Dask worker returned {type(outcome).__name__}")
         return outcome
 
-    def _submit(self, job: Job, keys: dict[str, str], given: dict[str, Any]) -> Any:
-        future = self.client.submit(_run_on_worker, job, keys, given, self.sandbox, pure=False)
+    def _submit(
+        self, job: Job, keys: dict[str, str], given: dict[str, Any], worker: str | None = None
+    ) -> Any:
+        """Run `job` on a worker (preferably `worker`: the one that asked for the data)."""
+        where = dict(workers=[worker], allow_other_workers=True) if worker else {}
+        future = self.client.submit(
+            _run_on_worker, job, keys, given, self.sandbox, pure=False, **where
+        )
         return future.result()
 
     def _scatter(self, name: str, arrays: dict[str, np.ndarray]) -> str:
