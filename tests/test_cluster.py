@@ -293,3 +293,19 @@ def test_a_worker_without_the_data_gets_it_once_with_the_job(course, monkeypatch
     assert [o.status for o in outcomes] == ["completed"] * 3, [o.message for o in outcomes]
     assert all(o.isolation[0].split()[3] == second for o in outcomes)
     assert loaded[first] == [] and len(loaded[second]) == 1  # brought once, for three jobs
+
+
+def test_grading_takes_a_cluster_object_and_closes_only_what_it_made(course, cluster, client):
+    from grader.context import grading
+    from grader.run.cluster import DaskRunner
+
+    with grading(course, scheduler=cluster, jobs=7) as ctx:
+        assert isinstance(ctx.runner, DaskRunner)
+        assert ctx.jobs == ctx.runner.slots == 2  # the cluster's worker threads, not --jobs
+        made = ctx.runner.client
+    assert made.status == "closed"  # the client it made
+    with grading(course, scheduler=client) as ctx:
+        assert ctx.runner.client is client
+    assert client.status == "running" and cluster.status.name == "running"  # not those given
+    with pytest.raises(TypeError, match="a scheduler address, a distributed.Client or a cluster"):
+        DaskRunner(8786)

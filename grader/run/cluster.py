@@ -224,15 +224,18 @@ class DaskRunner:
                 given = {key: self.scattered[key] for key in outcome.keys}
                 outcome = self._submit(bare, keys, given, outcome.worker)
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - any Dask failure
-            return RunOutcome(
-                "sandbox_error",
-                f"the Dask cluster at {self.address} could not run this job: "
-                f"{type(exc).__name__}: {exc}",
-                isolation=(f"runner: dask scheduler {self.address}; sandbox: {self.sandbox}",),
-            )
+            return self._failed(f"{type(exc).__name__}: {exc}")
         if not isinstance(outcome, RunOutcome):
-            return RunOutcome("sandbox_error", f"a Dask worker returned {type(outcome).__name__}")
+            return self._failed(f"a worker returned {type(outcome).__name__}")
         return outcome
+
+    def _failed(self, why: str) -> RunOutcome:
+        """The grader's failure, not the student's: a `sandbox_error` naming the cluster."""
+        return RunOutcome(
+            "sandbox_error",
+            f"the Dask cluster at {self.address} could not run this job: {why}",
+            isolation=(f"runner: dask scheduler {self.address}; sandbox: {self.sandbox}",),
+        )
 
     def _submit(
         self, job: Job, keys: dict[str, str], given: dict[str, Any], worker: str | None = None
