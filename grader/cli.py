@@ -235,6 +235,7 @@ def _grade_dir(
     runner: str = "auto",
     force: bool = False,
     prune: bool = False,
+    scheduler: str | None = None,
 ) -> int:
     from grader.context import grading
     from grader.pipeline import find_submissions
@@ -257,7 +258,7 @@ def _grade_dir(
     if prune:
         store.prune(names, {(s.student, s.assignment.name) for s in subs if s.path is not None})
     with (
-        grading(course, jobs=jobs, sandbox=sandbox, kind=runner) as grader_ctx,
+        grading(course, jobs=jobs, sandbox=sandbox, kind=runner, scheduler=scheduler) as grader_ctx,
         ClassProgress(console, len(subs)) as progress,
     ):
         results = grader_ctx.grade_many(subs, on_result=progress.done, store=store, force=force)
@@ -350,6 +351,14 @@ def _print_summary(results: list, out: Path, gradebook: Path, broken: list, cons
     "in DIRECTORY (by default they are kept).",
 )
 @force_option
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:8786",
+    help="Run the submissions on this Dask cluster's workers (each in its own sandbox) instead "
+    "of this machine; the checks still run here, on data that never leaves it. --jobs is then "
+    "the cluster's worker threads. Needs pip install 'grader[cluster]'.",
+)
 @jobs_option
 @runner_option
 @unsafe_option
@@ -364,6 +373,7 @@ def grade(
     nbgrader_db: str | None,
     prune: bool,
     force: bool,
+    scheduler: str | None,
     jobs: int,
     runner: str,
     unsafe: bool,
@@ -392,6 +402,7 @@ def grade(
       grader grade submissions/ --assignment perceptron --out results/
       grader grade submissions/ --all --out results/ --jobs 2
       grader grade submissions/ --all --out results/ --force   # grade everything again
+      grader grade submissions/ --all --out results/ --scheduler tcp://lab01:8786
     """
     if bool(assignment) == bool(all_):
         raise click.UsageError("give --assignment NAME or --all")
@@ -411,6 +422,7 @@ def grade(
         runner=runner,
         force=force,
         prune=prune,
+        scheduler=scheduler,
     )
     ctx.exit(code)
 

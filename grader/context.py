@@ -8,20 +8,20 @@ bundle, the benchmarks and the tests all grade through it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from grader.course.discovery import Course, find_course
 from grader.course.spec import Assignment
-from grader.errors import GraderError
 from grader.pipeline import Options, Submission, grade_file, grade_many
 from grader.results import SubmissionResult
 from grader.run import walls
-from grader.run.runner import ColdRunner, Runner
+from grader.run.runner import Runner
 from grader.run.store import ResultStore
+from grader.run.warm import RUNNERS, make_runner
 
 __all__ = ["RUNNERS", "Context", "grading", "make_runner"]
 
@@ -63,21 +63,6 @@ class Context:
         )
 
 
-RUNNERS = ("auto", "warm", "cold")
-
-
-def make_runner(slots: int, sandbox: str, kind: str = "cold") -> Runner:
-    """A new runner of `kind` (see `grading`), `$GRADER_RUNNER` first."""
-    kind = os.environ.get("GRADER_RUNNER") or kind
-    if kind not in RUNNERS:
-        raise GraderError(f"runner {kind!r}: expected one of {', '.join(RUNNERS)}")
-    if kind == "cold" or sandbox == "none":
-        return ColdRunner(slots=slots, sandbox=sandbox)
-    from grader.run.warm import WarmRunner
-
-    return WarmRunner(slots, sandbox=sandbox)
-
-
 @contextmanager
 def grading(
     course: Course | str | Path | None = None,
@@ -86,6 +71,7 @@ def grading(
     sandbox: str = "auto",
     runner: Runner | None = None,
     kind: str = "cold",
+    scheduler: Any = None,
 ) -> Iterator[Context]:
     """A `Context` for the duration of a `with` block; the runner is closed at the end.
 
@@ -102,12 +88,24 @@ def grading(
             result), "cold" (a fresh interpreter per job), or "auto" (warm for a class, since
             its workers pay off from the second job on). `$GRADER_RUNNER` overrides it.
             Defaults to `"cold"`.
+        scheduler: grade on a Dask cluster instead of this machine: the scheduler's address
+            (`"tcp://HOST:8786"`), a `distributed.Client`, or a cluster object (`LocalCluster`,
+            `SLURMCluster`). Each job runs in a worker's own sandbox; `jobs` is then the
+            cluster's worker threads. Defaults to `None` (this machine).
     """
     found = course if isinstance(course, Course) else find_course(course)
     if sandbox == "best":
         sandbox = "auto" if walls.probe() is None else "none"
     own = runner is None
-    active: Runner = make_runner(jobs, sandbox, kind) if runner is None else runner
+    if runner is not None:
+        active: Runner = runner
+    elif scheduler is not None:
+        from grader.run.cluster import DaskRunner  # needs `distributed`: only for a cluster
+
+        active = cluster = DaskRunner(scheduler, sandbox=sandbox)
+        jobs = cluster.slots
+    else:
+        active = make_runner(jobs, sandbox, kind)
     try:
         yield Context(found, active, max(1, jobs))
     finally:

@@ -35,10 +35,12 @@ import threading
 import time
 from concurrent.futures import Future
 
+from grader.errors import GraderError
 from grader.run import procs, seccomp, walls
 from grader.run.runner import (  # the cold runner's job I/O, shared (one module, one format)
     ColdRunner,
     Job,
+    Runner,
     RunOutcome,
     _Answer,
     _child_env,
@@ -50,7 +52,7 @@ from grader.run.runner import (  # the cold runner's job I/O, shared (one module
 from grader.run.watch import Ended, watch
 from grader.wire import JOB_WORK
 
-__all__ = ["WarmRunner", "warm_available"]
+__all__ = ["RUNNERS", "WarmRunner", "make_runner", "warm_available"]
 
 START_TIMEOUT_S = 240  # a worker's start-up: importing TensorFlow on a loaded machine
 ANSWER_TIMEOUT_S = 30  # the worker's answer to a job (started / refused), and its end after a kill
@@ -315,6 +317,7 @@ class WarmRunner:
 
     def __init__(self, slots: int = 2, *, sandbox: str = "auto"):
         self.cold = ColdRunner(slots, sandbox=sandbox)
+        self.mode = self.cold.mode
         self.spawner = _Spawner()
         self.why_cold = "no sandbox" if self.cold.mode == "none" else warm_available()
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -408,3 +411,16 @@ class WarmRunner:
             worker.close()
         self.spawner.close()
         self.cold.close()
+
+
+RUNNERS = ("auto", "warm", "cold")
+
+
+def make_runner(slots: int, sandbox: str, kind: str = "cold") -> Runner:
+    """A new runner of `kind` (see `grading`), `$GRADER_RUNNER` first."""
+    kind = os.environ.get("GRADER_RUNNER") or kind
+    if kind not in RUNNERS:
+        raise GraderError(f"runner {kind!r}: expected one of {', '.join(RUNNERS)}")
+    if kind == "cold" or sandbox == "none":
+        return ColdRunner(slots=slots, sandbox=sandbox)
+    return WarmRunner(slots, sandbox=sandbox)
