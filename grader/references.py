@@ -45,15 +45,26 @@ def reference_figures(ctx: Context, names: list[str], *, cache: Path | None = No
     for name in names:
         if not course.reference(name).exists():
             continue
-        cached = cache / f"{name}-{_key(course, name)}.json"
-        if cached.is_file():
-            curves[name] = json.loads(cached.read_text(encoding="utf-8"))
+        found = _read(cache / f"{name}-{_key(course, name)}.json")
+        if found is not None:
+            curves[name] = found
         else:
             todo.append(Submission("reference", course.assignment(name), course.reference(name)))
     for result in ctx.grade_many(todo):
         kept = {k: result.figures[k] for k in KEPT if result.figures.get(k)}
         curves[result.assignment] = kept
-        write_atomic(
-            cache / f"{result.assignment}-{_key(course, result.assignment)}.json", json.dumps(kept)
-        )
+        try:
+            name = result.assignment
+            write_atomic(cache / f"{name}-{_key(course, name)}.json", json.dumps(kept))
+        except OSError:  # a cache that cannot be written costs a re-run next time, nothing else
+            pass
     return curves
+
+
+def _read(path: Path) -> dict | None:
+    """A cached entry, or None (absent, unreadable, or not what this version writes)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None

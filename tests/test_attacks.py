@@ -64,6 +64,8 @@ class Class:
         self.dir = self.base / "class"
         self.out = self.base / "out"
         self.dir.mkdir()
+        self.cache = self.base / "cache"  # the grader's per-user cache: this user's own
+        self.cache.mkdir()
         self.student("honest", HONEST)
 
     def student(self, name: str, code: str, file: str = "recursion.py") -> Path:
@@ -98,6 +100,7 @@ class Class:
         # working directory nor the path may become visible to the jobs.
         env = dict(os.environ, HOME=str(self.base), PYTHONDONTWRITEBYTECODE="1")
         env["PYTHONPATH"] = str(self.base)
+        env["GRADER_CACHE"] = str(self.cache)
         if self.runner is not None:
             command += ["--runner", self.runner]
             env["GRADER_WARM_EVERY_JOB"] = "1" if self.runner == "warm" else "0"
