@@ -182,11 +182,18 @@ def autograder_notes(spec) -> str:
         default = ": not enough"
     full = ""
     if spec.task is not None and spec.task.data is not None:
+        from grader.course.data import FAMILIES
+
+        family = FAMILIES[spec.task.data]
+        basis = (
+            "measured: up to 1.7 GB on 60,000 images"
+            if family.name == "mnist"
+            else f"not measured: the job's own limit, {spec.limits.memory_mb} MB, and the grader's"
+        )
         full = (
-            f"  With a full-size data set in the image (e.g. `$GRADER_MNIST` set by your "
+            f"  With a full-size {family.label} in the image (`${family.env}` set by your "
             f"setup, or the Keras cache), at least "
-            f"{_size(memory_needed_mb(spec, full_size=True))} (measured: up to 1.7 GB on "
-            f"60,000 images).\n"
+            f"{_size(memory_needed_mb(spec, full_size=True))} ({basis}).\n"
         )
     return AUTOGRADER_MD.format(
         name=spec.name,
