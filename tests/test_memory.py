@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import CORPUS, ROOT
-from tests.test_gradescope import validate_results
+from tests.test_gradescope import run_autograder, unpack, validate_results
 
 GB = 1024**3
 MEMINFO = "MemTotal:       16384000 kB\nMemFree:         1000000 kB\n"  # 16,000 MB
@@ -252,3 +252,25 @@ def test_splits_hold_the_training_set_once():
     assert np.shares_memory(s.train_x, s.dataset.x_train)
     assert np.shares_memory(s.valid_x, s.dataset.x_train)
     assert not np.shares_memory(s.train_x, ds.x_train)
+
+
+def test_run_autograder_in_a_small_container_writes_the_refusal(tmp_path):
+    """The bundle as Gradescope runs it: results.json says which memory to set (no sandbox started)."""
+    from grader.course.discovery import find_course
+    from grader.integrations.gradescope import build_bundle
+
+    bundle = build_bundle(
+        find_course(ROOT), "perceptron", tmp_path / "autograder.zip", source_root=ROOT
+    )
+    root = tmp_path / "autograder"
+    unpack(bundle, root)
+    (root / "submission").mkdir()
+    (root / "submission" / "perceptron.py").write_bytes(
+        (ROOT / "reference" / "perceptron.py").read_bytes()
+    )
+    out = run_autograder(root, GRADER_MEMORY_LIMIT_MB="768")
+    assert out.returncode == 0  # Gradescope reads the results
+    assert "status 1" in out.stdout and "needs at least 1536 MB" in out.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    assert validate_results(data) == [] and data["score"] == 0
+    assert "set the autograder's memory to 1536 MB (1.5 GB)" in data["output"]
