@@ -290,7 +290,13 @@ def jupyter_home(work: Path) -> dict[str, str]:
     startup.mkdir(parents=True, exist_ok=True)
     (startup / "00-mnist.py").write_text(MNIST_STARTUP.format(npz=str(npz)), encoding="utf-8")
     (home / "config").mkdir(exist_ok=True)
+    # nbgrader runs `alembic` by name: this interpreter's, whatever the venv's scripts say
+    shim = home / "bin" / "alembic"
+    shim.parent.mkdir(exist_ok=True)
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m alembic "$@"\n', encoding="utf-8")
+    shim.chmod(0o755)
     return {
+        "PATH": f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "JUPYTER_PATH": str(home / "data"),
         "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_CONFIG_DIR": str(home / "config"),
@@ -300,8 +306,16 @@ def jupyter_home(work: Path) -> dict[str, str]:
 
 
 def nbgrader(args: list[str], course: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`nbgrader ARGS` in `course`; its output kept in course/nbgrader-<command>.log."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    return subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    log = course / f"nbgrader-{args[0]}.log"
+    log.write_text(f"$ {' '.join(cmd)}\n{done.stdout}\n{done.stderr}", encoding="utf-8")
+    return done
+
+
+def last_lines(text: str, n: int = 3) -> str:
+    return " / ".join(line.strip() for line in text.strip().splitlines()[-n:])
 
 
 def nbgrader_course(setup: Setup, rnd: int, env: dict[str, str]) -> tuple[Path, str]:
@@ -315,7 +329,7 @@ def nbgrader_course(setup: Setup, rnd: int, env: dict[str, str]) -> tuple[Path, 
     (course / "nbgrader_config.py").write_text(config, encoding="utf-8")
     done = nbgrader(["generate_assignment", KERAS, "--force"], course, env)
     if done.returncode != 0:
-        return course, f"nbgrader generate_assignment failed: {done.stderr.strip()[-400:]}"
+        return course, f"nbgrader generate_assignment failed: {last_lines(done.stderr)}"
     for nb in sorted(setup.folders[KERAS].glob(f"*/{KERAS}.ipynb")):
         target = course / "submitted" / nb.parent.name / KERAS / f"{KERAS}.ipynb"
         target.parent.mkdir(parents=True)
@@ -356,7 +370,9 @@ def run_nbgrader(setup: Setup, rnd: int, env: dict[str, str]) -> list[Run]:
     run.wall_s = time.perf_counter() - t0
     run.completed, run.problems = nbgrader_autograded(course)
     if done.returncode != 0:
-        run.problems.append(f"nbgrader autograde exited {done.returncode}: {done.stderr[-400:]}")
+        run.problems.append(
+            f"nbgrader autograde exited {done.returncode}: {last_lines(done.stderr)}"
+        )
     if run.completed < n:
         run.problems.append(f"nbgrader: {run.completed} of {n} notebooks ran without an error")
     run.runners = {"nbgrader (no sandbox)": run.completed}
