@@ -207,7 +207,7 @@ def grade_one(folder: Path, name: str, out: Path, flags: list[str]) -> tuple[flo
 
 def grade_class(cfg: str, rnd: int, jobs: int, flags: list[str], setup: Setup) -> list[Run]:
     """The class, one `grader grade` call per assignment: a Run for the class, one for keras."""
-    want = "cold" if cfg.startswith("cold") else "warm"
+    want = {"cold-1": "cold", "warm-1": "warm", "warm-N": "warm"}.get(cfg)  # Dask: as it says
     whole = Run(cfg, "class", rnd, jobs, 0.0, 0)
     runs = [whole]
     for name, folder in setup.folders.items():
@@ -217,6 +217,8 @@ def grade_class(cfg: str, rnd: int, jobs: int, flags: list[str], setup: Setup) -
         part = Run(cfg, name, rnd, jobs, wall, n)
         read_results(out, name, part, want)
         part.problems += [problem] if problem else []
+        if part.completed < n:
+            part.problems.append(f"{name}: {part.completed} of {n} submissions completed")
         whole.wall_s += wall
         whole.submissions += n
         whole.completed += part.completed
@@ -470,12 +472,12 @@ def spread(runs: list[Run], attr: str, spec: str = ".1f") -> str:
     if not values:
         return "-"
     mid = f"{statistics.median(values):{spec}}"
-    return mid if len(values) == 1 else f"{mid} ({min(values):{spec}}-{max(values):{spec}})"
+    return mid if len(values) == 1 else f"{mid} [{min(values):{spec}}, {max(values):{spec}}]"
 
 
 def table(runs: list[Run], configs: list[str]) -> str:
     head = (
-        "| configuration | class | submissions | jobs | wall s, median (min-max) | s / submission"
+        "| configuration | class | submissions | jobs | wall s, median [min, max] | s / submission"
         " | overhead s / submission | of the physical limit | rounds |"
     )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -621,9 +623,10 @@ def no_target(runs: list[Run]) -> list[tuple[str, str]]:
 
 
 def memory(runs: list[Run]) -> list[str]:
-    warm = [m for r in runs if r.config.startswith("warm") for m in r.private_mb]
-    cold = [m for r in runs if r.config.startswith("cold") for m in r.peak_rss_mb]
-    cold_private = [m for r in runs if r.config.startswith("cold") for m in r.private_mb]
+    whole = [r for r in runs if r.klass == "class"]  # the keras_mnist runs are part of these
+    warm = [m for r in whole if r.config.startswith("warm") for m in r.private_mb]
+    cold = [m for r in whole if r.config.startswith("cold") for m in r.peak_rss_mb]
+    cold_private = [m for r in whole if r.config.startswith("cold") for m in r.private_mb]
     mid = lambda xs: fmt(statistics.median(xs), ".0f", " MB") if xs else "-"  # noqa: E731
     return [
         f"warm jobs: median private_mb {mid(warm)} (what a forked job adds to its worker; "
@@ -636,9 +639,11 @@ def memory(runs: list[Run]) -> list[str]:
 def report(runs: list[Run], setup: Setup, configs: list[str], why_no_dask: str) -> dict:
     print("\n## Throughput: the same class on every engine\n")
     counts = ", ".join(f"{n} {name}" for name, n in setup.counts.items() if n)
-    print(f"Class: {counts} notebooks (correct submissions), {setup.jobs} CPUs. nbgrader runs the")
-    print(f"{KERAS} notebooks only (the TF1 assignments need `tf.placeholder`, gone in TF 2, so")
-    print("they do not run in a plain kernel). One `grader grade -a NAME` call per assignment.")
+    command = " ".join(["benchmarks/throughput.py", *sys.argv[1:]])
+    print(f"`{command}`: {counts} notebooks (correct submissions), N = {setup.jobs} jobs, on")
+    print(f"{cpus()} CPUs. nbgrader runs the {KERAS} notebooks only (the TF1 assignments need")
+    print("`tf.placeholder`, gone in TF 2: they do not run in a plain kernel). The grader: one")
+    print("`grader grade -a NAME` call per assignment, the class's wall time their sum.")
     print("overhead = (wall x jobs - sum of student_s) / submissions; of the physical limit =")
     print(
         "(sum of student_s / jobs) / wall; student_s: the student's own code, timed in the job.\n"
@@ -724,6 +729,8 @@ def make_setup(args) -> tuple[Setup, str]:
     counts = dict(zip(ASSIGNMENTS, (args.perceptron, args.keras, args.mlp), strict=True))
     if args.quick:
         counts = {name: min(n, 2) for name, n in counts.items()}
+    if not any(counts.values()):
+        sys.exit("an empty class: give --perceptron, --keras or --mlp a count above 0")
     print(f"work folder: {work}; making the class ({counts}) ...", flush=True)
     folders = build_class(work, counts)
     force = ["--force"] if "--force" in help_text else []
