@@ -502,12 +502,22 @@ def table(runs: list[Run], configs: list[str]) -> str:
 
 def describe(cfg: str, jobs: int) -> str:
     return {
-        "nbgrader": "nbgrader 0.9 autograde (no sandbox)",
+        "nbgrader": f"nbgrader {version('nbgrader')} autograde (no sandbox)",
         "cold-1": "grader, cold runner",
         "warm-1": "grader, warm runner",
         "warm-N": "grader, warm runner",
         "dask-N": f"grader on a Dask LocalCluster ({jobs} workers)",
     }.get(cfg, cfg)
+
+
+def version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as of
+
+    try:
+        return of(package)
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def klass_name(klass: str) -> str:
@@ -643,7 +653,8 @@ def report(runs: list[Run], setup: Setup, configs: list[str], why_no_dask: str) 
     print(f"`{command}`: {counts} notebooks (correct submissions), N = {setup.jobs} jobs, on")
     print(f"{cpus()} CPUs. nbgrader runs the {KERAS} notebooks only (the TF1 assignments need")
     print("`tf.placeholder`, gone in TF 2: they do not run in a plain kernel). The grader: one")
-    print("`grader grade -a NAME` call per assignment, the class's wall time their sum.")
+    print("`grader grade -a NAME` call per assignment, the class's wall time their sum. nbgrader")
+    print("autogrades one notebook after another (jobs 1), TensorFlow free to use every CPU.")
     print("overhead = (wall x jobs - sum of student_s) / submissions; of the physical limit =")
     print(
         "(sum of student_s / jobs) / wall; student_s: the student's own code, timed in the job.\n"
@@ -696,6 +707,14 @@ def as_json(runs: list[Run], setup: Setup, summary: dict, args) -> dict:
 # --- main --------------------------------------------------------------------------------------
 
 
+def quiet(load0: float) -> None:
+    """Say when the machine was not quiet: the figures then say little."""
+    load1 = os.getloadavg()[0]
+    print(f"\nload average (1 min): {load0:.2f} before the rounds, {load1:.2f} after them")
+    if load0 > 0.5:
+        print("WARNING: the machine was busy before the rounds began: these timings say little")
+
+
 def cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -745,7 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = args.rounds or (1 if args.quick else 3)
     if args.mnist:
         os.environ["GRADER_MNIST"] = str(args.mnist.resolve())
-    print(f"load average now: {os.getloadavg()[0]:.2f} (timings mean something on a quiet machine)")
+    load0 = os.getloadavg()[0]
+    print(f"load average now: {load0:.2f} (timings mean something on a quiet machine)")
     setup, why_no_dask = make_setup(args)
     configs = [c for c in CONFIGS if c not in args.skip and (c != "dask-N" or setup.dask)]
     if not setup.counts.get(KERAS) and "nbgrader" in configs:
@@ -754,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = rounds(configs, args.rounds, setup, env)
         summary = report(runs, setup, configs, why_no_dask)
+        quiet(load0)
         if args.json:
             data = as_json(runs, setup, summary, args)
             args.json.write_text(json.dumps(data, indent=1), encoding="utf-8")
