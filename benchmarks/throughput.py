@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -166,6 +167,11 @@ def grader_cli(args: list[str], check: bool = False) -> subprocess.CompletedProc
 
 def grade_help() -> str:
     return grader_cli(["grade", "--help"], check=True).stdout
+
+
+def has_option(help_text: str, option: str) -> bool:
+    """Whether `grader grade --help` lists `option` (at the start of an option's line)."""
+    return re.search(rf"^\s+(-\w, )?{re.escape(option)}(\s|=|$)", help_text, re.M) is not None
 
 
 def read_results(out: Path, name: str, run: Run, want: str | None) -> None:
@@ -390,7 +396,7 @@ def dask_available(help_text: str) -> str:
 
     if importlib.util.find_spec("grader.run.cluster") is None:
         return "no grader.run.cluster in this checkout"
-    if "--scheduler" not in help_text:
+    if not has_option(help_text, "--scheduler"):
         return "`grader grade` has no --scheduler option in this checkout"
     if importlib.util.find_spec("distributed") is None:
         return "dask.distributed is not installed"
@@ -752,7 +758,7 @@ def make_setup(args) -> tuple[Setup, str]:
         sys.exit("an empty class: give --perceptron, --keras or --mlp a count above 0")
     print(f"work folder: {work}; making the class ({counts}) ...", flush=True)
     folders = build_class(work, counts)
-    force = ["--force"] if "--force" in help_text else []
+    force = ["--force"] if has_option(help_text, "--force") else []
     why_no_dask = "" if "dask-N" not in args.skip else "skipped (--skip dask-N)"
     why_no_dask = why_no_dask or dask_available(help_text)
     setup = Setup(work, counts, folders, args.jobs, force, not why_no_dask)
