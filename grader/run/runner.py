@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import queue
 import secrets
 import shutil
 import signal
@@ -23,8 +22,6 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -35,6 +32,7 @@ from grader.course.data import private_files
 from grader.errors import ArtifactError, GraderError
 from grader.run import procs, seccomp, walls
 from grader.run.artifacts import read as read_artifacts
+from grader.run.cpus import CpuPool, claim_cpus
 from grader.run.watch import Ended, watch
 from grader.wire import (
     ASK_CALLS,
@@ -53,7 +51,15 @@ from grader.wire import (
     Status,
 )
 
-__all__ = ["ColdRunner", "CpuPool", "Job", "RunOutcome", "Runner", "SandboxUnavailable"]
+__all__ = [
+    "ColdRunner",
+    "CpuPool",
+    "claim_cpus",
+    "Job",
+    "RunOutcome",
+    "Runner",
+    "SandboxUnavailable",
+]
 
 LOG_TAIL = 16 * 1024
 UID_BASE = 1 << 20  # fresh job uids are drawn above this
@@ -138,26 +144,6 @@ class _Tail:
 RUNNER_COLD = "runner: cold (a fresh interpreter per job), pinned to one CPU"
 
 
-class CpuPool:
-    """One CPU per running job, of those this process may use: TensorFlow's one-thread
-    sessions then never hand work across CPUs (measured here: the lecture's perceptron trains
-    in 4.4 s unpinned, 2.25 s pinned). More slots than CPUs share them in turn."""
-
-    def __init__(self, slots: int):
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        self.free: queue.Queue[int | None] = queue.Queue()
-        for i in range(slots):
-            self.free.put(cpus[i % len(cpus)] if cpus else None)
-
-    @contextmanager
-    def one(self) -> Iterator[int | None]:
-        cpu = self.free.get()
-        try:
-            yield cpu
-        finally:
-            self.free.put(cpu)
-
-
 class SandboxUnavailable(GraderError):
     """The walls cannot be built here; the message says why and what to do."""
 
@@ -189,7 +175,7 @@ class ColdRunner:
             through `grader check`). Defaults to `"auto"`.
     """
 
-    def __init__(self, slots: int = 2, *, sandbox: str = "auto"):
+    def __init__(self, slots: int = 2, *, sandbox: str = "auto", cpus=None):
         if sandbox not in ("auto", "bubblewrap", "none"):
             raise ValueError(f"sandbox = {sandbox!r}")
         why = None if sandbox == "none" else walls.probe()
@@ -203,12 +189,12 @@ class ColdRunner:
         self.privileged = os.geteuid() == 0
         self.uids = _Uids()
         self.slots = threading.BoundedSemaphore(max(1, slots))
-        self.cpus = CpuPool(max(1, slots))
+        self.cpus = CpuPool(max(1, slots), cpus)
         self.readonly = walls.readable_paths()
         self.hidden = tuple(private_files())
 
     def close(self) -> None:
-        pass  # a job leaves nothing behind: its files live in its own tmpfs
+        self.cpus.close()  # a job leaves nothing behind: its files live in its own tmpfs
 
     def isolation(self, job: Job | None = None) -> tuple[str, ...]:
         """What a job runs under, in words, for every result (the runner's own account)."""

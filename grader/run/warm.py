@@ -48,6 +48,7 @@ from grader.run.runner import (  # the cold runner's job I/O, shared (one module
     _outcome,
     _Results,
     _Tail,
+    claim_cpus,
 )
 from grader.run.watch import Ended, watch
 from grader.wire import JOB_WORK
@@ -316,12 +317,14 @@ class WarmRunner:
     """
 
     def __init__(self, slots: int = 2, *, sandbox: str = "auto"):
-        self.cold = ColdRunner(slots, sandbox=sandbox)
+        # The CPUs no other grader here holds (a Dask worker process beside this one), shared
+        # with the cold runner that takes the NumPy jobs.
+        self.cpus, locks = claim_cpus(max(1, slots))
+        self.cold = ColdRunner(slots, sandbox=sandbox, cpus=self.cpus)
+        self.cold.cpus.locks = locks
         self.mode = self.cold.mode
         self.spawner = _Spawner()
         self.why_cold = "no sandbox" if self.cold.mode == "none" else warm_available()
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        self.cpus = [cpus[i % len(cpus)] if cpus else None for i in range(max(1, slots))]
         self.idle: queue.Queue[_Worker | None] = queue.Queue()
         self.workers: list[_Worker] = []
         self.lock = threading.Lock()
