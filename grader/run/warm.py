@@ -324,7 +324,7 @@ class WarmRunner:
         self.cold.cpus.locks = locks
         self.mode = self.cold.mode
         self.spawner = _Spawner()
-        self.why_cold = "no sandbox" if self.cold.mode == "none" else warm_available()
+        self.why_cold: str | None = "no sandbox" if self.cold.mode == "none" else None
         self.idle: queue.Queue[_Worker | None] = queue.Queue()
         self.workers: list[_Worker] = []
         self.lock = threading.Lock()
@@ -332,9 +332,22 @@ class WarmRunner:
         # NumPy jobs too, on warm workers: how the attack tests run the same attacks against
         # the warm walls (their honest submissions and most attacks use no TensorFlow).
         self.every_job = os.environ.get("GRADER_WARM_EVERY_JOB") == "1"
+        self.started = False
+
+    def _start_workers(self) -> None:
+        """All the workers at once, in the background, at the first job that needs one: a run
+        whose results all come from the store never pays for importing TensorFlow."""
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
         if self.why_cold is None:
-            for cpu in self.cpus:  # start them all at once, in the background
-                threading.Thread(target=self._start, args=(cpu,), daemon=True).start()
+            self.why_cold = warm_available()
+        if self.why_cold is not None:
+            self.idle.put(None)
+            return
+        for cpu in self.cpus:
+            threading.Thread(target=self._start, args=(cpu,), daemon=True).start()
 
     def _start(self, cpu: int | None) -> None:
         try:
@@ -370,8 +383,11 @@ class WarmRunner:
 
     def run(self, job: Job) -> RunOutcome:
         numpy_only = not job.tensorflow and not self.every_job
-        if numpy_only or self.why_cold is not None and not self.workers:
-            return self._cold(job, "" if numpy_only else self.why_cold)
+        if numpy_only:
+            return self._cold(job, "")
+        self._start_workers()
+        if self.why_cold is not None and not self.workers and self.idle.empty():
+            return self._cold(job, self.why_cold)
         worker = self.idle.get()
         if worker is None:  # this slot's worker could not start
             self.idle.put(None)
