@@ -36,7 +36,7 @@ def no_forced_limit(monkeypatch):
 
 
 def test_cgroup_v2_memory_max(tmp_path):
-    from grader.integrations.gradescope import container_memory_mb
+    from grader.integrations.container import container_memory_mb
 
     root = fake_root(
         tmp_path,
@@ -50,7 +50,7 @@ def test_cgroup_v2_memory_max(tmp_path):
 
 
 def test_cgroup_v2_max_means_no_limit_and_an_ancestor_may_set_one(tmp_path):
-    from grader.integrations.gradescope import container_memory_mb
+    from grader.integrations.container import container_memory_mb
 
     files = {
         "proc/meminfo": MEMINFO,
@@ -63,7 +63,7 @@ def test_cgroup_v2_max_means_no_limit_and_an_ancestor_may_set_one(tmp_path):
 
 
 def test_cgroup_v1_limit_in_bytes(tmp_path):
-    from grader.integrations.gradescope import container_memory_mb
+    from grader.integrations.container import container_memory_mb
 
     root = fake_root(
         tmp_path,
@@ -77,7 +77,7 @@ def test_cgroup_v1_limit_in_bytes(tmp_path):
 
 
 def test_cgroup_v1_unlimited_falls_back_to_memtotal_and_the_least_wins(tmp_path):
-    from grader.integrations.gradescope import container_memory_mb
+    from grader.integrations.container import container_memory_mb
 
     files = {
         "proc/meminfo": MEMINFO,
@@ -91,7 +91,7 @@ def test_cgroup_v1_unlimited_falls_back_to_memtotal_and_the_least_wins(tmp_path)
 
 
 def test_no_cgroup_at_all_reads_memtotal_and_nothing_at_all_says_so(tmp_path):
-    from grader.integrations.gradescope import container_memory_mb
+    from grader.integrations.container import container_memory_mb
 
     assert container_memory_mb(fake_root(tmp_path, {"proc/meminfo": MEMINFO}))[0] == 16000
     empty = tmp_path / "empty"
@@ -101,7 +101,7 @@ def test_no_cgroup_at_all_reads_memtotal_and_nothing_at_all_says_so(tmp_path):
 
 
 def test_the_environment_stands_for_the_limit(tmp_path, monkeypatch):
-    from grader.integrations.gradescope import container_memory_mb
+    from grader.integrations.container import container_memory_mb
 
     monkeypatch.setenv("GRADER_MEMORY_LIMIT_MB", "700")
     assert container_memory_mb(fake_root(tmp_path, {"proc/meminfo": MEMINFO})) == (
@@ -112,7 +112,7 @@ def test_the_environment_stands_for_the_limit(tmp_path, monkeypatch):
 
 def test_tensorflow_assignments_need_more_than_the_default_container(monkeypatch, tmp_path):
     from grader.course.discovery import find_course
-    from grader.integrations.gradescope import MEMORY_NEEDED_MB, memory_needed_mb
+    from grader.integrations.container import MEMORY_NEEDED_MB, memory_needed_mb
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no Keras cache: the embedded MNIST
     monkeypatch.delenv("GRADER_MNIST", raising=False)
