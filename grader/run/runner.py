@@ -276,27 +276,7 @@ class ColdRunner:
                 ended.reap(proc, 0)
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
-        timing = {
-            "run_s": time.perf_counter() - started,
-            "peak_rss_mb": ended.peak,
-            "private_mb": ended.private_peak,
-            "job_cpu_s": ended.cpu_s,
-        }
-        stream = results.stream()
-        if answer is not None:
-            answer.close()
-        outcome = _outcome(
-            ended.status,
-            ended.message,
-            proc.returncode or 0,
-            stream,
-            out.text(),
-            err.text(),
-            timing,
-            self.isolation(job),
-        )
-        sent = answer is not None and answer.sent
-        return dataclasses.replace(outcome, drawn_sent=sent) if sent else outcome
+        return finished(ended, started, results, answer, out, err, self.isolation(job))
 
     def _command(self, job: Job, inputs, uid: int | None, rules: int | None = None, cpu=None):
         """(argv, cwd, scratch folder to remove) of the child, walled or not."""
@@ -513,6 +493,40 @@ def _child_env(work: str) -> dict[str, str]:
         if key in os.environ:
             env[key] = os.environ[key]
     return env
+
+
+def finished(
+    ended: Ended,
+    started: float,
+    results: _Results,
+    answer: _Answer | None,
+    out: _Tail,
+    err: _Tail,
+    isolation: tuple[str, ...],
+) -> RunOutcome:
+    """The outcome of a job that has ended (cold or warm): the runner's own timings and
+    memory, the validated results, and whether the drawn calls were handed over."""
+    timing = {
+        "run_s": time.perf_counter() - started,
+        "peak_rss_mb": ended.peak,
+        "private_mb": ended.private_peak,
+        "job_cpu_s": ended.cpu_s,
+    }
+    stream = results.stream()
+    if answer is not None:
+        answer.close()
+    outcome = _outcome(
+        ended.status,
+        ended.message,
+        ended.returncode or 0,
+        stream,
+        out.text(),
+        err.text(),
+        timing,
+        isolation,
+    )
+    sent = answer is not None and answer.sent
+    return dataclasses.replace(outcome, drawn_sent=sent) if sent else outcome
 
 
 def _outcome(

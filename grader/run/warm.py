@@ -45,10 +45,10 @@ from grader.run.runner import (  # the cold runner's job I/O, shared (one module
     _Answer,
     _child_env,
     _input_files,
-    _outcome,
     _Results,
     _Tail,
     claim_cpus,
+    finished,
 )
 from grader.run.watch import Ended, watch
 from grader.wire import JOB_WORK
@@ -269,27 +269,7 @@ class _Worker:
             procs.kill_found(lambda: self.job_tree()[0])
             if ended.returncode is None and not self._ended(ended, ANSWER_TIMEOUT_S):
                 self.close()  # no word from the worker: it is not used again
-        timing = {
-            "run_s": time.perf_counter() - started,
-            "peak_rss_mb": ended.peak,
-            "private_mb": ended.private_peak,
-            "job_cpu_s": ended.cpu_s,
-        }
-        stream = results.stream()
-        if answer is not None:
-            answer.close()
-        outcome = _outcome(
-            ended.status,
-            ended.message,
-            ended.returncode or 0,
-            stream,
-            out.text(),
-            err.text(),
-            timing,
-            (),
-        )
-        sent = answer is not None and answer.sent
-        return dataclasses.replace(outcome, drawn_sent=sent) if sent else outcome
+        return finished(ended, started, results, answer, out, err, ())
 
     def _ended(self, ended: Ended, timeout: float) -> bool:
         """The worker's word that the job ended (its exit status, its CPU time), if it came."""
